@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import NamedTuple
 
 
@@ -35,7 +35,7 @@ class Position(NamedTuple):
         return f"({self.x}, {self.y})"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Compass directions; north is y - 1 because row 0 is the top of the grid."""
 
     NORTH = "north"

@@ -200,7 +200,7 @@ class Maze:
         self,
         x: int,
         y: int,
-        range: int = DEFAULT_VISION_RANGE,  # noqa: A002 - the public name the spec gives
+        range: int = DEFAULT_VISION_RANGE,
         see_through: bool | None = None,
     ) -> list[SeenTile]:
         """Tiles seen from (x, y), in Oriole's order, as ``(x, y, code)`` tuples."""
@@ -290,7 +290,7 @@ def _rows_from_grid(
         if width is None:
             width = len(row)
         if len(row) != width:
-            what = "(the width)" if expected_width is not None else f"(as row 0 has)"
+            what = "(the width)" if expected_width is not None else "(as row 0 has)"
             raise MazeError(
                 f"grid_data[{y}]",
                 f"expected {width} tiles {what}, got {len(row)}: rows are ragged",
