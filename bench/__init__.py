@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON figures; run them all with `python -m bench`."""

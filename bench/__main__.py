@@ -1,0 +1,34 @@
+"""Run every benchmark (or those named on the command line) and print one JSON document."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+
+SUITES = ["core"]
+
+
+def main(argv: list[str]) -> None:
+    chosen = argv or SUITES
+    unknown = [name for name in chosen if name not in SUITES]
+    if unknown:
+        sys.exit(
+            f"unknown benchmark suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}"
+        )
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "results": {},
+    }
+    for name in chosen:
+        module = importlib.import_module(f"bench.{name}")
+        report["results"][name] = module.main()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

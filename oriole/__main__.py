@@ -1,0 +1,3 @@
+from oriole.cli import main
+
+main()

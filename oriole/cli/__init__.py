@@ -1,0 +1,57 @@
+"""The `oriole` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oriole.cli import mazes
+from oriole.cli.common import console, err_console
+from oriole.errors import OrioleError
+from oriole.schemas import json_schemas
+
+app = typer.Typer(
+    name="oriole",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Oriole: run LLM agents through grid mazes and compare them, on an event log.",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(mazes.app, name="mazes")
+
+
+@app.command("schema")
+def schema(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the *.schema.json files to.")],
+) -> None:
+    """Write the JSON Schemas of every event Oriole reads or writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, document in json_schemas().items():
+        target = folder / f"{stem}.schema.json"
+        target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {target}")
+
+
+def main() -> None:
+    """Entry point: our own errors become one readable line and exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except OrioleError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
