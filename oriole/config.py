@@ -1,0 +1,493 @@
+"""Oriole's settings: environment, ``.env`` file, TOML file, defaults — in that order.
+
+Every setting has an environment variable ``ORIOLE_<NAME>`` (e.g. ``ORIOLE_GATEWAY_PORT``).
+Values are looked up, highest priority first, in:
+
+1. keyword arguments to :func:`load_settings` (used by the CLI for its flags and by tests);
+2. the process environment;
+3. the ``.env`` file in the working directory;
+4. the TOML file: ``ORIOLE_CONFIG_FILE`` if set (it must exist), else
+   ``<home>/config.toml`` if that file exists;
+5. the defaults below.
+
+:func:`load_settings` reports a bad value as :class:`oriole.errors.ValidationError` whose
+``field`` is the environment variable, so the user knows what to change whichever of the
+sources the value came from. ``docs/configuration.md`` lists every setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from oriole.errors import ValidationError
+
+__all__ = [
+    "ENV_PREFIX",
+    "LogLevel",
+    "Settings",
+    "SettingsError",
+    "env_var_name",
+    "load_settings",
+]
+
+ENV_PREFIX = "ORIOLE_"
+DEFAULT_HOME = Path("~/.oriole")
+CONFIG_FILE_NAME = "config.toml"
+DEFAULT_ENV_FILE = Path(".env")
+_NOT_IN_TOML = ("home", "config_file")
+
+#: The embedded PostgreSQL makes every parent directory of its data directory readable by its
+#: service user; under /root that would open the administrator's home to other users.
+FORBIDDEN_PG_PARENT = Path("/root")
+
+#: Longest topic suffix in :mod:`oriole.kafka.topics` is ``.experiments.rejected`` (21
+#: characters) and Kafka topic names are limited to 249 characters.
+MAX_TOPIC_PREFIX_LENGTH = 249 - len(".experiments.rejected")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
+_DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+def env_var_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name`` (``gateway_port`` -> ``ORIOLE_...``)."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+def _expand(path: Path) -> Path:
+    """``~`` expanded and made absolute, so that relative paths do not depend on later cwd."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
+class Settings(BaseSettings):
+    """All of Oriole's configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=DEFAULT_ENV_FILE,
+        env_file_encoding="utf-8",
+        # Other tools' variables in a shared .env are none of our business; ORIOLE_ ones are.
+        dotenv_filtering="match_prefix",
+        case_sensitive=False,
+        # Typos in .env or TOML files are errors, not silently ignored settings.
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    config_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file to read settings from. If unset, <home>/config.toml is read when it "
+            "exists. After loading, holds the TOML file that was actually read (or None)."
+        ),
+    )
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Oriole's state directory: default config file, logs, embedded PostgreSQL.",
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        default="",
+        description=(
+            "Comma-separated host:port list of Kafka brokers. Empty: start the embedded "
+            "Tansu broker (memory only, everything is lost when it stops)."
+        ),
+    )
+    kafka_topic_prefix: str = Field(
+        default="oriole",
+        description="Prefix of every Oriole topic name, e.g. '<prefix>.runs.events'.",
+    )
+    kafka_partitions: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "Partitions per topic. Fixed at topic creation: the embedded broker cannot add "
+            "partitions later."
+        ),
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Replication factor of created topics (1 for the embedded broker).",
+    )
+    kafka_client_id: str = Field(
+        default="oriole",
+        min_length=1,
+        description="Kafka client id prefix, shown in broker logs and metrics.",
+    )
+
+    # PostgreSQL
+    database_url: str = Field(
+        default="",
+        description=(
+            "PostgreSQL DSN (postgresql://user:password@host:port/db). Empty: start the "
+            "embedded PostgreSQL server in embedded_pg_dir."
+        ),
+    )
+    database_pool_min_size: int = Field(
+        default=1, ge=0, le=100, description="Connections the pool keeps open when idle."
+    )
+    database_pool_max_size: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Most connections the pool opens; at least database_pool_min_size.",
+    )
+    embedded_pg_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Data directory of the embedded PostgreSQL (default <home>/pgdata). Must not be "
+            "under /root."
+        ),
+    )
+
+    # Gateway
+    gateway_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the websocket/HTTP gateway listens on.",
+    )
+    gateway_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port the websocket/HTTP gateway listens on."
+    )
+
+    # Logging and limits
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="Minimum level of log records: DEBUG, INFO, WARNING or ERROR (any case).",
+    )
+    log_format: Literal["console", "json"] = Field(
+        default="console",
+        description="'console' for people, 'json' for log collectors (one object per line).",
+    )
+    max_concurrent_runs: int = Field(
+        default=50,
+        ge=1,
+        le=10000,
+        description="Most runs one worker process executes at the same time.",
+    )
+    maze_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Extra folders of maze JSON files. In the environment: a JSON list or "
+            "paths separated by ':'."
+        ),
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Put the TOML file below the environment and ``.env`` (no secrets-dir source)."""
+        higher = (init_settings, env_settings, dotenv_settings)
+        toml_path = _locate_toml_file(higher)
+        if toml_path is None:
+            return higher
+        return (
+            _FixedValuesSource(settings_cls, {"config_file": toml_path}),
+            *higher,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    # -- validators --------------------------------------------------------------------
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _empty_home_is_default(cls, value: object) -> object:
+        return DEFAULT_HOME if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return _expand(value)
+
+    @field_validator("config_file", "embedded_pg_dir", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        """``ORIOLE_EMBEDDED_PG_DIR=`` means "the default", not the working directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("config_file", "embedded_pg_dir", mode="after")
+    @classmethod
+    def _expand_optional_path(cls, value: Path | None) -> Path | None:
+        return None if value is None else _expand(value)
+
+    @field_validator("kafka_bootstrap_servers", mode="after")
+    @classmethod
+    def _check_bootstrap_servers(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",")]
+        if entries == [""]:
+            return ""
+        for entry in entries:
+            match = _HOST_PORT.match(entry)
+            if match is None:
+                raise ValueError(
+                    f"{entry!r} is not host:port; expected a comma-separated list like "
+                    "'kafka1:9092,kafka2:9092' (or empty for the embedded broker)"
+                )
+            port = int(match["port"])
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} in {entry!r} is not between 1 and 65535")
+        return ",".join(entries)
+
+    @field_validator("kafka_topic_prefix", mode="after")
+    @classmethod
+    def _check_topic_prefix(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        if not _TOPIC_CHARS.match(value):
+            raise ValueError(
+                f"{value!r} contains characters Kafka does not allow in topic names; "
+                "use only letters, digits, '.', '_' and '-'"
+            )
+        if value in {".", ".."}:
+            raise ValueError("must not be '.' or '..'")
+        if len(value) > MAX_TOPIC_PREFIX_LENGTH:
+            raise ValueError(
+                f"is {len(value)} characters long; at most {MAX_TOPIC_PREFIX_LENGTH} keep "
+                "every topic name within Kafka's 249-character limit"
+            )
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(_DSN_SCHEMES):
+            # Never echo the value: a DSN may hold a password.
+            raise ValueError(
+                "must start with postgresql:// or postgres:// (or be empty for the "
+                "embedded PostgreSQL)"
+            )
+        return value
+
+    @field_validator("database_pool_max_size", mode="after")
+    @classmethod
+    def _check_pool_sizes(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("database_pool_min_size")
+        if isinstance(minimum, int) and value < minimum:
+            raise ValueError(
+                f"is {value}, below {env_var_name('database_pool_min_size')}={minimum}"
+            )
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("maze_dirs", mode="before")
+    @classmethod
+    def _split_maze_dirs(cls, value: object) -> object:
+        """Accept a JSON list or an os.pathsep-separated string (like PATH)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not a valid JSON list: {exc}") from None
+        return [part for part in text.split(os.pathsep) if part.strip()]
+
+    @field_validator("maze_dirs", mode="after")
+    @classmethod
+    def _expand_maze_dirs(cls, value: list[Path]) -> list[Path]:
+        return [_expand(path) for path in value]
+
+    @model_validator(mode="after")
+    def _check_pg_dir(self) -> Settings:
+        """Refuse an explicit data directory under /root as soon as the settings load.
+
+        The default ``<home>/pgdata`` is checked only when used (:attr:`resolved_pg_dir`),
+        so that commands that never start PostgreSQL work as root with the default home.
+        """
+        if self.embedded_database and self.embedded_pg_dir is not None:
+            problem = _pg_dir_problem(self.embedded_pg_dir, from_home=False)
+            if problem is not None:
+                raise ValueError(_PG_DIR_MARKER + problem)
+        return self
+
+    # -- derived values ----------------------------------------------------------------
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when Oriole must start its own (Tansu) broker."""
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when Oriole must start its own PostgreSQL server."""
+        return not self.database_url
+
+    @property
+    def resolved_pg_dir(self) -> Path:
+        """Data directory of the embedded PostgreSQL.
+
+        Raises :class:`SettingsError` naming ``ORIOLE_EMBEDDED_PG_DIR`` if it is under /root
+        (e.g. the default ``/root/.oriole/pgdata`` when running as root).
+        """
+        explicit = self.embedded_pg_dir
+        path = explicit if explicit is not None else self.home / "pgdata"
+        problem = _pg_dir_problem(path, from_home=explicit is None)
+        if problem is not None:
+            raise SettingsError([(env_var_name("embedded_pg_dir"), problem)])
+        return path
+
+    @property
+    def log_dir(self) -> Path:
+        """Where background processes (embedded broker, database) write their logs."""
+        return self.home / "logs"
+
+
+def _pg_dir_problem(path: Path, *, from_home: bool) -> str | None:
+    """Why ``path`` cannot hold the embedded PostgreSQL's data, or None if it can."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(FORBIDDEN_PG_PARENT):
+        return None
+    origin = f" (from {env_var_name('home')})" if from_home else ""
+    return (
+        f"{resolved}{origin} is under /root; the embedded PostgreSQL would have to open /root "
+        f"to its service user. Set {env_var_name('embedded_pg_dir')} (e.g. "
+        f"/var/lib/oriole/pgdata) or {env_var_name('home')} outside /root, or use an external "
+        f"server via {env_var_name('database_url')}"
+    )
+
+
+#: Prefix of the model-level pg-dir error, so it can be attributed to ORIOLE_EMBEDDED_PG_DIR.
+_PG_DIR_MARKER = "embedded_pg_dir: "
+
+
+class SettingsError(ValidationError):
+    """One or more bad settings; ``field``/``reason`` describe the first one.
+
+    ``problems`` lists every ``(ORIOLE_VARIABLE, reason)`` pair so that a user can fix them
+    all in one go.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        if not problems:
+            raise ValueError("SettingsError needs at least one problem")
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems)
+        field, reason = problems[0]
+        super().__init__(field, reason)
+        if len(problems) > 1:
+            lines = "\n".join(f"  {name}: {why}" for name, why in problems)
+            self.args = (f"{len(problems)} invalid settings:\n{lines}",)
+
+
+class _FixedValuesSource(PydanticBaseSettingsSource):
+    """A source with precomputed values (records which TOML file was read)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = dict(values)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _first_value(sources: tuple[PydanticBaseSettingsSource, ...], name: str) -> Any:
+    """The value of setting ``name`` from the highest-priority source that has one."""
+    for source in sources:
+        values = source()
+        if values.get(name) is not None:
+            return values[name]
+    return None
+
+
+def _locate_toml_file(sources: tuple[PydanticBaseSettingsSource, ...]) -> Path | None:
+    """The TOML file to read: explicit ``config_file`` (must exist) or ``<home>/config.toml``."""
+    explicit = _first_value(sources, "config_file")
+    if explicit not in (None, ""):
+        path = _expand(Path(str(explicit)))
+        if not path.is_file():
+            raise SettingsError([(env_var_name("config_file"), f"file not found: {path}")])
+        candidate = path
+    else:
+        home = _first_value(sources, "home")
+        home_path = _expand(Path(str(home)) if home not in (None, "") else DEFAULT_HOME)
+        candidate = home_path / CONFIG_FILE_NAME
+        if not candidate.is_file():
+            return None
+    try:
+        with candidate.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            [(env_var_name("config_file"), f"{candidate} is not valid TOML: {exc}")]
+        ) from None
+    except OSError as exc:
+        raise SettingsError(
+            [(env_var_name("config_file"), f"cannot read {candidate}: {exc.strerror}")]
+        ) from None
+    # These two decide which TOML file is read, so the file itself cannot set them.
+    for name in _NOT_IN_TOML:
+        if name in document:
+            raise SettingsError(
+                [(env_var_name(name), f"cannot be set in the TOML file {candidate}")]
+            )
+    return candidate
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """``(ORIOLE_VARIABLE, reason)`` for one pydantic error."""
+    loc = error.get("loc", ())
+    message = str(error.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if error.get("type") == "extra_forbidden":
+        name = str(loc[0]) if loc else "?"
+        if name.upper().startswith(ENV_PREFIX):
+            name = name[len(ENV_PREFIX) :]
+        return env_var_name(name), f"unknown setting {name!r} (check the spelling)"
+    if not loc and message.startswith(_PG_DIR_MARKER):
+        return env_var_name("embedded_pg_dir"), message[len(_PG_DIR_MARKER) :]
+    if not loc:
+        return "ORIOLE_*", message
+    return env_var_name(str(loc[0])), message
+
+
+def load_settings(*, env_file: str | Path | None = DEFAULT_ENV_FILE, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from all sources, with ``overrides`` winning over all of them.
+
+    ``env_file`` is the ``.env`` file to read (``None``: none). Raises :class:`SettingsError`
+    (an :class:`oriole.errors.ValidationError`) naming the ``ORIOLE_...`` variable at fault.
+    """
+    try:
+        return Settings(_env_file=env_file, **overrides)
+    except pydantic.ValidationError as exc:
+        raise SettingsError([_describe(err) for err in exc.errors()]) from None

@@ -1,0 +1,45 @@
+"""Shared fixtures: one real embedded Kafka broker (Tansu) per test session.
+
+Tests that need Kafka take ``kafka_broker`` (the bootstrap string) and ``topic_prefix`` (a
+fresh prefix per test, so tests never see each other's topics on the shared broker). The
+fixture applies the Tansu client patches, exactly as Oriole does when it starts the embedded
+broker itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oriole.kafka import EmbeddedBroker, prepare_clients
+
+#: Generous: the machine running the tests may be a loaded 2-core box.
+BROKER_START_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The session's broker process (stopped, and its process reaped, at session end)."""
+    log_dir: Path = tmp_path_factory.mktemp("tansu-logs")
+    broker = EmbeddedBroker(log_dir=log_dir, start_timeout=BROKER_START_TIMEOUT)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(embedded_broker: EmbeddedBroker) -> str:
+    """Bootstrap servers (``127.0.0.1:PORT``) of the session's embedded broker."""
+    prepare_clients(True)
+    return embedded_broker.bootstrap_servers
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix no other test uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"
