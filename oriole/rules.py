@@ -39,7 +39,7 @@ from oriole.memory import ToolResult, recall
 from oriole.movement import move
 from oriole.run_state import RunState, Tally
 from oriole.schema_base import Point
-from oriole.stop_rules import Progress, Stop, check, check_deadline
+from oriole.stop_rules import Progress, Stop, check
 from oriole.vision import goal_in_view
 
 #: Oriole's default start tile.
@@ -183,28 +183,40 @@ def handle_intent(
         log.emit(ModelCalled, intent.model_call)
         tally = tally.with_call(intent.model_call)
         call_id = intent.model_call.call_id
-    log.emit(
-        ActionRequested,
-        DecisionPayload(
-            intent_id=intent.intent_id,
-            turn=intent.turn,
-            action=intent.action,
-            reasoning=intent.reasoning,
-            depth=intent.depth,
-            tool_name=intent.tool_name,
-            arguments=intent.arguments,
-            problem=intent.problem,
-            assistant_message=intent.assistant_message,
-            call_id=call_id,
-            sent_at=intent.sent_at,
-        ),
-    )
-    result = perform(state, spec, maze, intent)
-    moved = intent.action.is_move and result.success
-    outcome = OutcomePayload(
-        step=state.tally.actions + 1,
+    decision = DecisionPayload(
+        intent_id=intent.intent_id,
         turn=intent.turn,
         action=intent.action,
+        reasoning=intent.reasoning,
+        depth=intent.depth,
+        tool_name=intent.tool_name,
+        arguments=intent.arguments,
+        problem=intent.problem,
+        assistant_message=intent.assistant_message,
+        call_id=call_id,
+        sent_at=intent.sent_at,
+    )
+    log.emit(ActionRequested, decision)
+    _complete(log, state, spec, maze, decision, tally, now)
+    return log.events
+
+
+def _complete(
+    log: _Log,
+    state: RunState,
+    spec: RunSpec,
+    maze: Maze,
+    decision: DecisionPayload,
+    tally: Tally,
+    now: datetime,
+) -> None:
+    """The outcome of a recorded decision, and the terminal event if a stop rule fires."""
+    result = perform(state, spec, maze, decision)
+    moved = decision.action.is_move and result.success
+    outcome = OutcomePayload(
+        step=state.tally.actions + 1,
+        turn=decision.turn,
+        action=decision.action,
         success=result.success,
         from_=Point.of(state.position),
         to=Point.of(result.to),
@@ -219,11 +231,10 @@ def handle_intent(
     tally = tally.with_outcome(outcome)
     stop = check(_progress(state, tally, result.to, now), spec.limits)
     if stop is not None:
-        _finish(log, state, tally, result.to, stop, now, turn=intent.turn)
-    return log.events
+        _finish(log, state, tally, result.to, stop, now, turn=decision.turn)
 
 
-def perform(state: RunState, spec: RunSpec, maze: Maze, intent: AgentIntent) -> ToolResult:
+def perform(state: RunState, spec: RunSpec, maze: Maze, intent: DecisionPayload) -> ToolResult:
     """What the action does to the agent and what the agent is told."""
     position = state.position
     direction = intent.action.direction
@@ -276,15 +287,22 @@ def handle_cancel(
 def handle_tick(
     state: RunState, *, now: datetime, new_id: IdFactory = uuid.uuid4
 ) -> list[RunEvent]:
-    """The lifecycle timer: end a run over its duration even if the agent has gone silent."""
+    """The lifecycle timer: end a run over its duration even if the agent has gone silent.
+
+    Also the recovery step after a crash: a decision whose outcome was never written is
+    completed (the outcome is a pure function of the state and the decision), and every
+    stop rule is checked again in case the terminal event was lost.
+    """
     if not state.is_active:
         return []
-    spec, _ = state.require_spec()
-    stop = check_deadline(state.elapsed_seconds(now), spec.limits)
-    if stop is None:
-        return []
+    spec, maze = state.require_spec()
     log = _Log(state.run_id, state.seq, now, new_id)
-    _finish(log, state, state.tally, state.position, stop, now)
+    if state.pending is not None:
+        _complete(log, state, spec, maze, state.pending, state.tally, now)
+        return log.events
+    stop = check(_progress(state, state.tally, state.position, now), spec.limits)
+    if stop is not None:
+        _finish(log, state, state.tally, state.position, stop, now)
     return log.events
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from oriole.errors import RuleError
 from oriole.events import (
@@ -96,6 +97,7 @@ class RunState:
     seen: dict[Position, int] = field(default_factory=dict)
     actions: list[ActionRecord] = field(default_factory=list)
     pending: DecisionPayload | None = None
+    last_result: dict[str, Any] | None = None
     cancel_requested: bool = False
     finished: RunFinishedPayload | None = None
 
@@ -227,6 +229,7 @@ class RunState:
         self.position = end
         self.tally = tally
         self.pending = None
+        self.last_result = outcome.result
 
 
 def fold(run_id: str, events: Iterable[RunEvent]) -> RunState:

@@ -359,3 +359,32 @@ def test_started_event_carries_the_full_spec() -> None:
     assert spec.maze.content_hash == CORRIDOR.content_hash
     assert spec.start == Point(x=1, y=1)
     assert spec.agent == BUILTIN
+
+
+def test_recovery_completes_a_decision_whose_outcome_was_lost() -> None:
+    run, _ = new_run(CORRIDOR, max_footsteps=2)
+    run.act("move_east")
+    run.act("move_east")  # second footstep: completed + finished
+    full = run.events
+    torn = [e for e in full if e.seq <= full[-3].seq]  # ends with the last action.requested
+    assert torn[-1].type == "action.requested"
+    from oriole.rules import handle_tick
+    from oriole.run_state import fold
+
+    state = fold("run-test", torn)
+    recovered = handle_tick(state, now=T0)
+    assert [e.type for e in recovered] == ["action.completed", "run.finished"]
+    assert recovered[0].payload == full[-2].payload
+    assert recovered[1].payload.stop_reason is StopReason.MAX_FOOTSTEPS
+
+
+def test_recovery_rechecks_stop_rules_when_the_terminal_event_was_lost() -> None:
+    run, _ = new_run(CORRIDOR, max_footsteps=1)
+    run.act("move_east")
+    from oriole.rules import handle_tick
+    from oriole.run_state import fold
+
+    state = fold("run-test", run.events[:-1])
+    events = handle_tick(state, now=T0)
+    assert [e.type for e in events] == ["run.finished"]
+    assert events[0].payload.stop_reason is StopReason.MAX_FOOTSTEPS
