@@ -137,6 +137,14 @@ class Settings(BaseSettings):
         min_length=1,
         description="Kafka client id prefix, shown in broker logs and metrics.",
     )
+    kafka_broker_kind: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description=(
+            "What the configured bootstrap servers run: `tansu` applies the client fixes the "
+            "embedded Tansu broker needs (e.g. a worker joining a stack started by "
+            "`oriole up`); `auto` means tansu for the embedded broker, kafka otherwise."
+        ),
+    )
 
     # PostgreSQL
     database_url: str = Field(
@@ -343,6 +351,13 @@ class Settings(BaseSettings):
     def embedded_broker(self) -> bool:
         """True when Oriole must start its own (Tansu) broker."""
         return not self.kafka_bootstrap_servers
+
+    @property
+    def tansu_broker(self) -> bool:
+        """True when the broker in use is Tansu and needs the client fixes."""
+        if self.kafka_broker_kind == "auto":
+            return self.embedded_broker
+        return self.kafka_broker_kind == "tansu"
 
     @property
     def embedded_database(self) -> bool:

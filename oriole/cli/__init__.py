@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from oriole.cli import mazes
+from oriole.cli import mazes, stack
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -22,6 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(mazes.app, name="mazes")
+app.command("up")(stack.up)
+app.command("worker")(stack.worker)
+app.command("run")(stack.run)
 
 
 @app.command("schema")
@@ -39,7 +42,7 @@ def schema(
 def main() -> None:
     """Entry point: our own errors become one readable line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except OrioleError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
@@ -55,3 +58,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(status, int) and status:
+        sys.exit(status)

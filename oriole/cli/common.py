@@ -14,7 +14,7 @@ from oriole.errors import ValidationError
 from oriole.geometry import Position
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @cache

@@ -1,0 +1,1 @@
+"""Agents: the built-in baselines and (later) LLM providers, behind one interface."""

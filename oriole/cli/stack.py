@@ -1,0 +1,371 @@
+"""`oriole up`, `oriole worker` and `oriole run`: the stack and experiments on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from oriole import generators
+from oriole.admission import Admitted, admit
+from oriole.agents.builtin import BUILTIN_AGENTS
+from oriole.cli.common import catalogue, console, err_console, parse_point, print_json, settings
+from oriole.client import RunEnded, RunFollower, publish_start
+from oriole.config import Settings
+from oriole.errors import ValidationError
+from oriole.events import ActionCompleted, RunEvent, RunStarted
+from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
+from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
+from oriole.kafka.topics import Topics
+from oriole.schema_base import new_run_id
+from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
+from streams.worker import Worker
+
+log = logging.getLogger("oriole.cli")
+
+DEMO_MAZE = "demo-backtracker-41x41"
+
+
+def _configure_logging(current: Settings) -> None:
+    logging.basicConfig(
+        level=current.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+async def _until_signalled(
+    main: Callable[[asyncio.Event], Awaitable[None]],
+) -> None:
+    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` for a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await main(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+# --- oriole up ------------------------------------------------------------------------------
+
+
+def up(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also run a demo experiment and show its progress.")
+    ] = False,
+) -> None:
+    """Start the broker (embedded unless configured) and a worker; Ctrl-C stops everything."""
+    current = settings()
+    _configure_logging(current)
+    asyncio.run(_until_signalled(lambda stop: _up(current, stop, demo)))
+
+
+async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
+    broker: EmbeddedBroker | None = None
+    home = current.home
+    try:
+        if current.embedded_broker:
+            broker = EmbeddedBroker(log_dir=current.log_dir)
+            await broker.start_async()
+            bootstrap = broker.bootstrap_servers
+        else:
+            bootstrap = current.kafka_bootstrap_servers
+        tansu = broker is not None or current.tansu_broker
+        prepare_clients(tansu, faust=False)
+        topics = Topics.from_settings(current)
+        await wait_for_broker(bootstrap)
+        await ensure_topics(bootstrap, topics.specs)
+        info = StackInfo(
+            pid=os.getpid(),
+            kafka_bootstrap_servers=bootstrap,
+            broker_kind="tansu" if tansu else "kafka",
+            topic_prefix=topics.prefix,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        stack_file = write_stack(home, info)
+        worker = Worker.create(current, bootstrap, topics)
+        table = Table.grid(padding=(0, 2))
+        table.add_row(
+            "Kafka", f"{bootstrap} ({'embedded Tansu, memory only' if broker else 'configured'})"
+        )
+        table.add_row("Topics", f"{topics.prefix}.* ({topics.partitions} partitions each)")
+        table.add_row("Start events", topics.experiments_start)
+        table.add_row("Run events", topics.runs_events)
+        table.add_row("Home", str(home))
+        table.add_row("Stack file", str(stack_file))
+        if broker is not None and broker.log_path is not None:
+            table.add_row("Broker log", str(broker.log_path))
+        console.print(Panel(table, title="Oriole is up", subtitle="Ctrl-C to stop"))
+        worker_task = asyncio.create_task(worker.run(stop), name="worker")
+        demo_task = asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        if demo_task is not None:
+            demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo_task
+        stopper.cancel()
+        await worker_task  # raises if the worker failed
+    finally:
+        remove_stack(home, os.getpid())
+        if broker is not None:
+            await broker.stop_async()
+        console.print("Oriole stopped.")
+
+
+async def _demo(current: Settings, worker: Worker, info: StackInfo) -> None:
+    await worker.wait_ready()
+    library = catalogue()
+    try:
+        maze = library.get(DEMO_MAZE)
+    except ValidationError:
+        maze = generators.generate("backtracker", 41, 41, seed=1, name=DEMO_MAZE, density=0.3)
+        library.add(maze)
+    request = ExperimentStart(
+        maze=MazeData.from_maze(maze),
+        agent=AgentSpec(provider="builtin", model="frontier", seed=1),
+        comment="demo",
+        limits=RunLimits(max_footsteps=2000),
+    )
+    conn = Connection(info.kafka_bootstrap_servers, info.broker_kind == "tansu", info.topic_prefix)
+    console.print(f"Demo: frontier agent on {maze.name} (run {request.run_id})")
+    ended = await _publish_and_follow(conn, request, show_progress=True, timeout=None)
+    _print_summary(ended)
+    console.print(
+        "The stack keeps running: try `oriole run --maze "
+        f"{maze.name} --agent builtin:random --wait` in another terminal."
+    )
+
+
+# --- oriole worker --------------------------------------------------------------------------
+
+
+def worker() -> None:
+    """Run one worker (maze processor + agent runner) against the configured Kafka.
+
+    Start several to share the load: they form consumer groups and split the partitions.
+    """
+    current = settings()
+    _configure_logging(current)
+    conn = connection(current)
+    prepare_clients(conn.tansu, faust=False)
+    topics = Topics.from_settings(current)
+    topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+
+    async def main(stop: asyncio.Event) -> None:
+        await wait_for_broker(conn.bootstrap_servers)
+        await ensure_topics(conn.bootstrap_servers, topics.specs)
+        log.info("worker connected to %s", conn.bootstrap_servers)
+        await Worker.create(current, conn.bootstrap_servers, topics).run(stop)
+
+    asyncio.run(_until_signalled(main))
+
+
+# --- oriole run -----------------------------------------------------------------------------
+
+
+def parse_agent(text: str, seed: int | None) -> AgentSpec:
+    """``builtin:frontier``, ``ollama:qwen2.5:7b``; a bare built-in name is accepted too."""
+    provider, sep, model = text.partition(":")
+    if not sep:
+        if text in BUILTIN_AGENTS:
+            return AgentSpec(provider="builtin", model=text, seed=seed)
+        raise ValidationError(
+            "--agent",
+            f"expected PROVIDER:MODEL (e.g. builtin:frontier, ollama:qwen2.5:7b), got {text!r}",
+        )
+    if provider not in ("builtin", "ollama", "openai", "bedrock"):
+        raise ValidationError(
+            "--agent", f"unknown provider {provider!r}; use builtin, ollama, openai or bedrock"
+        )
+    return AgentSpec.model_validate({"provider": provider, "model": model, "seed": seed})
+
+
+def run(
+    maze: Annotated[str, typer.Option("--maze", "-m", help="Maze file or library name.")],
+    agent: Annotated[
+        str, typer.Option("--agent", "-a", help="PROVIDER:MODEL, e.g. builtin:frontier.")
+    ] = "builtin:frontier",
+    start: Annotated[str | None, typer.Option("--start", help="Start tile X,Y.")] = None,
+    max_moves: Annotated[
+        int | None, typer.Option("--max-moves", help="Footsteps (successful moves) limit.")
+    ] = None,
+    max_actions: Annotated[int | None, typer.Option("--max-actions", help="Actions limit.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Wall-clock limit in minutes.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the agent.")] = None,
+    comment: Annotated[str | None, typer.Option("--comment", help="Free text label.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="key=value label; repeatable.")
+    ] = None,
+    vision_range: Annotated[
+        int | None, typer.Option("--vision-range", help="Tiles seen per direction.")
+    ] = None,
+    goal_rule: Annotated[
+        str | None, typer.Option("--goal-rule", help="seen (default) or reached.")
+    ] = None,
+    loop_limit: Annotated[
+        int | None, typer.Option("--loop-limit", help="Stop when a tile is visited N times.")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Choose the run id (default: generated).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    print_event: Annotated[
+        bool,
+        typer.Option(
+            "--print-event", help="Print the start event (one JSON line), publish nothing."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
+    ] = None,
+) -> None:
+    """Publish an experiment-start event (and with --wait, follow the run to its end)."""
+    resolved = catalogue().resolve(maze)
+    limits: dict[str, Any] = {}
+    if max_moves is not None:
+        limits["max_footsteps"] = max_moves
+    if max_actions is not None:
+        limits["max_actions"] = max_actions
+    if max_minutes is not None:
+        limits["max_duration_seconds"] = max_minutes * 60
+    if goal_rule is not None:
+        limits["goal_rule"] = goal_rule
+    if loop_limit is not None:
+        limits["loop_revisit_limit"] = loop_limit
+    rules: dict[str, Any] = {}
+    if vision_range is not None:
+        rules["vision_range"] = vision_range
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError("--label", f"expected key=value, got {item!r}")
+        labels[key] = value
+    origin = parse_point(start, "--start") if start else None
+    document: dict[str, Any] = {
+        "run_id": run_id or new_run_id(),
+        "maze": resolved.to_dict(),
+        "agent": parse_agent(agent, seed).model_dump(),
+        "limits": RunLimits.model_validate(limits).model_dump(),
+        "rules": GameRules.model_validate(rules).model_dump(),
+        "comment": comment,
+        "labels": labels,
+    }
+    if origin is not None:
+        document["start"] = {"x": origin.x, "y": origin.y}
+    verdict = admit(document, catalogue().get)
+    if not isinstance(verdict, Admitted):
+        for field, reason in verdict.problems:
+            err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)
+        raise typer.Exit(2)
+    request = verdict.request
+    for warning in verdict.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if print_event:
+        console.file.write(request.model_dump_json() + "\n")
+        return
+    conn = connection(settings())
+    if not wait:
+        asyncio.run(publish_start(conn, request))
+        if json_output:
+            print_json({"run_id": request.run_id, "published": True})
+        else:
+            console.print(f"published run [bold]{request.run_id}[/]")
+        return
+    ended = asyncio.run(
+        _publish_and_follow(conn, request, show_progress=not json_output, timeout=timeout)
+    )
+    if json_output:
+        if ended.rejected is not None:
+            print_json(json.loads(ended.rejected.model_dump_json()))
+        elif ended.finished is not None:
+            print_json(
+                {"run_id": request.run_id, **json.loads(ended.finished.payload.model_dump_json())}
+            )
+    else:
+        _print_summary(ended)
+    if ended.rejected is not None:
+        raise typer.Exit(1)
+
+
+async def _publish_and_follow(
+    conn: Connection, request: ExperimentStart, *, show_progress: bool, timeout: float | None
+) -> RunEnded:
+    limits = request.limits
+    total = limits.max_footsteps or limits.max_actions
+    async with RunFollower(conn, request.run_id) as follower:
+        await publish_start(conn, request)
+        if not show_progress:
+            return await follower.follow(timeout=timeout)
+        with Progress(
+            TextColumn("[bold]{task.fields[run]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("footsteps · {task.fields[actions]} actions · at {task.fields[at]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(
+                "run", total=total, run=request.run_id, actions=0, at="(start)"
+            )
+
+            def on_event(event: RunEvent) -> None:
+                if isinstance(event, RunStarted):
+                    start = event.payload.spec.start
+                    progress.update(task, at=f"({start.x},{start.y})")
+                elif isinstance(event, ActionCompleted):
+                    outcome = event.payload
+                    progress.update(
+                        task,
+                        completed=outcome.footsteps,
+                        actions=outcome.step,
+                        at=f"({outcome.to.x},{outcome.to.y})",
+                    )
+
+            return await follower.follow(on_event, timeout=timeout)
+
+
+def _print_summary(ended: RunEnded) -> None:
+    if ended.rejected is not None:
+        err_console.print("[bold red]the experiment was rejected:[/]")
+        for problem in ended.rejected.problems:
+            err_console.print(f"  {problem.field}: {problem.reason}", highlight=False)
+        return
+    if ended.finished is None:
+        return
+    end = ended.finished.payload
+    table = Table(title=f"Run {ended.finished.run_id}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    outcome = "[green]goal found[/]" if end.success else "[red]goal not found[/]"
+    table.add_row("outcome", outcome)
+    table.add_row("stop reason", f"{end.stop_reason.value} — {end.detail}")
+    table.add_row("footsteps", str(end.footsteps))
+    table.add_row("actions", str(end.actions))
+    table.add_row("turns", str(end.turns))
+    table.add_row("final position", f"({end.position.x},{end.position.y})")
+    table.add_row("duration", f"{end.duration_seconds:.2f} s")
+    if end.model_calls:
+        table.add_row("tokens in/out", f"{end.input_tokens} / {end.output_tokens}")
+        table.add_row("cost", f"${end.cost_usd:.6f}")
+    console.print(table)

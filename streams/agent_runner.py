@@ -1,0 +1,220 @@
+"""The agent runner: reads the run event log and answers each outcome with the next intent.
+
+It folds the events of the partitions it owns into run states (reading them from the start
+when it gains a partition, and deciding nothing until it has caught up), and whenever an
+active run waits for a decision it asks the run's agent and sends an `agent.intent` replying
+to the run's last event. Decisions run concurrently across runs (bounded) and one at a time
+within a run. An agent that raises ends its run with an `agent.failure`.
+
+The runner keeps no state of its own: after a crash or a rebalance another runner rebuilds
+everything from the log. A decision sent twice (before and after a takeover) is harmless:
+the maze processor applies the first and drops the second as stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from oriole.agents.base import Agent, Observation
+from oriole.experiment import AgentSpec
+from oriole.intents import AgentFailure, AgentIntent
+from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
+from oriole.kafka.codec import encode
+from oriole.kafka.topics import Topics
+from oriole.run_state import RunState
+from streams import metrics
+from streams.event_log import RebuiltRuns
+
+log = logging.getLogger("oriole.streams.agents")
+
+AgentFactory = Callable[[AgentSpec], Agent]
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topics: Topics,
+        agent_factory: AgentFactory,
+        client_id: str = "oriole",
+        group_id: str | None = None,
+        max_concurrency: int = 50,
+    ) -> None:
+        self.bootstrap = bootstrap_servers
+        self.topics = topics
+        self.agent_factory = agent_factory
+        self.client_id = f"{client_id}-agents"
+        self.group_id = group_id or f"{topics.prefix}.agent-runner"
+        self.runs = RebuiltRuns()
+        self.agents: dict[str, Agent] = {}
+        self.decided: dict[str, int] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._catch_up: dict[Any, int] = {}
+        self._producer: Any = None
+        self._consumer: Any = None
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._producer = make_producer(self.bootstrap, client_id=self.client_id)
+        await self._producer.start()
+        self._consumer = make_consumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=self.client_id
+        )
+        self._consumer.subscribe([self.topics.runs_events], listener=_Listener(self))
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=1000)
+                touched: set[str] = set()
+                for records in batches.values():
+                    for record in records:
+                        run_id = self.runs.fold(record.value)
+                        if run_id is not None:
+                            touched.add(run_id)
+                if self._catch_up:
+                    if not await self._caught_up():
+                        continue
+                    touched = set(self.runs.active)
+                    self.ready.set()
+                for run_id in touched:
+                    self._consider(run_id)
+                metrics.ACTIVE_RUNS.labels("agents").set(len(self.runs.active))
+        finally:
+            await self._cancel_all()
+            await stop_quietly(self._consumer)
+            await stop_quietly(self._producer)
+
+    async def _caught_up(self) -> bool:
+        for tp, end in list(self._catch_up.items()):
+            if await self._consumer.position(tp) >= end:
+                del self._catch_up[tp]
+        return not self._catch_up
+
+    # --- rebalancing --------------------------------------------------------------------
+
+    async def _on_revoked(self) -> None:
+        await self._cancel_all()
+        self.runs = RebuiltRuns()
+        self.agents.clear()
+        self.decided.clear()
+        self.ready.clear()
+
+    async def _on_assigned(self, assigned: set[Any]) -> None:
+        partitions = [tp for tp in assigned if tp.topic == self.topics.runs_events]
+        if not partitions:
+            self.ready.set()
+            return
+        ends = await self._consumer.end_offsets(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self._catch_up = {tp: end for tp, end in ends.items() if end > 0}
+        if not self._catch_up:
+            self.ready.set()
+        log.info("agent runner owns event partitions %s", sorted(tp.partition for tp in partitions))
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self.tasks.values())
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # --- deciding -----------------------------------------------------------------------
+
+    def _consider(self, run_id: str) -> None:
+        state = self.runs.active.get(run_id)
+        if state is None:
+            self.agents.pop(run_id, None)
+            self.decided.pop(run_id, None)
+            task = self.tasks.pop(run_id, None)
+            if task is not None:
+                task.cancel()
+            return
+        if state.pending is not None or self.decided.get(run_id) == state.seq:
+            return
+        if run_id in self.tasks and not self.tasks[run_id].done():
+            return
+        task = asyncio.create_task(self._decide(state, state.seq), name=f"decide {run_id}")
+        self.tasks[run_id] = task
+        task.add_done_callback(functools.partial(self._finished, run_id))
+
+    def _finished(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(run_id) is task:
+            del self.tasks[run_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("decision task for %s crashed: %r", run_id, task.exception())
+        # Events may have arrived while deciding: look again.
+        if run_id in self.runs.active:
+            self._consider(run_id)
+
+    async def _decide(self, state: RunState, basis_seq: int) -> None:
+        async with self._limit:
+            if state.seq != basis_seq or not state.is_active:
+                return
+            spec, _ = state.require_spec()
+            run_id = state.run_id
+            try:
+                agent = self.agents.get(run_id)
+                if agent is None:
+                    agent = self.agents[run_id] = self.agent_factory(spec.agent)
+                observation = Observation.from_state(state)
+                decision = await agent.decide(observation, list(state.actions))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the agent's failure ends its run, never the runner
+                metrics.AGENT_FAILURES.labels(type(exc).__name__).inc()
+                log.warning("agent of %s failed: %s", run_id, exc, extra={"run_id": run_id})
+                failure = AgentFailure(
+                    run_id=run_id, error_class=type(exc).__name__, message=str(exc)[:10_000]
+                )
+                await self._send(encode(self.topics.runs_intents, failure, run_id))
+                self.decided[run_id] = basis_seq
+                return
+            turn = (
+                observation.turn + 1
+                if decision.new_turn or observation.turn == 0
+                else observation.turn
+            )
+            intent = AgentIntent(
+                run_id=run_id,
+                basis_seq=basis_seq,
+                turn=turn,
+                action=decision.action,
+                reasoning=decision.reasoning,
+                depth=decision.depth,
+                tool_name=decision.tool_name,
+                arguments=None if decision.arguments is None else dict(decision.arguments),
+                problem=decision.problem,
+                assistant_message=decision.assistant_message,
+                model_call=decision.model_call,
+            )
+            await self._send(encode(self.topics.runs_intents, intent, run_id))
+            self.decided[run_id] = basis_seq
+            metrics.DECISIONS.labels(spec.agent.provider).inc()
+
+    async def _send(self, outgoing: Any) -> None:
+        delivery = await self._producer.send(
+            outgoing.topic, outgoing.value, key=outgoing.key, headers=outgoing.headers
+        )
+        await delivery
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: AgentRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner._on_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.runner._on_assigned(assigned)

@@ -1,0 +1,52 @@
+"""One worker process: the maze processor and the agent runner, side by side.
+
+Either one failing stops the other and the worker exits with the error, so a supervisor
+(or `oriole up`) sees it; another worker of the same groups takes over its partitions and
+rebuilds the runs from the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from oriole.agents.factory import create_agent
+from oriole.catalogue import MazeCatalogue
+from oriole.config import Settings
+from oriole.kafka.topics import Topics
+from streams.agent_runner import AgentRunner
+from streams.maze_processor import MazeProcessor
+
+
+@dataclass
+class Worker:
+    processor: MazeProcessor
+    runner: AgentRunner
+
+    @classmethod
+    def create(cls, settings: Settings, bootstrap_servers: str, topics: Topics) -> Worker:
+        catalogue = MazeCatalogue(settings.home / "mazes", settings.maze_dirs)
+        processor = MazeProcessor(
+            bootstrap_servers=bootstrap_servers,
+            topics=topics,
+            find_maze=catalogue.get,
+            client_id=settings.kafka_client_id,
+        )
+        runner = AgentRunner(
+            bootstrap_servers=bootstrap_servers,
+            topics=topics,
+            agent_factory=create_agent,
+            client_id=settings.kafka_client_id,
+            max_concurrency=settings.max_concurrent_runs,
+        )
+        return cls(processor, runner)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.processor.run(stop), name="maze processor")
+            group.create_task(self.runner.run(stop), name="agent runner")
+
+    async def wait_ready(self) -> None:
+        """Until both have partitions assigned and their runs rebuilt."""
+        await self.processor.ready.wait()
+        await self.runner.ready.wait()
