@@ -310,3 +310,22 @@ def test_settings_are_immutable(clean_env: Path) -> None:
     settings = load_settings()
     with pytest.raises(Exception, match="frozen"):
         settings.gateway_port = 1  # type: ignore[misc]
+
+
+def test_json_log_lines_carry_the_run_id(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from oriole.config import load_settings
+    from oriole.logs import configure_logging
+
+    configure_logging(load_settings(env_file=None, log_format="json", log_level="INFO"))
+    try:
+        logging.getLogger("oriole.test").info("run %s started", "r1", extra={"run_id": "r1"})
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        entry = json.loads(line)
+        assert entry["message"] == "run r1 started"
+        assert entry["run_id"] == "r1"
+        assert entry["level"] == "INFO"
+    finally:
+        logging.getLogger().handlers[:] = []

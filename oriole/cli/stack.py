@@ -28,6 +28,7 @@ from oriole.events import ActionCompleted, RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
 from oriole.kafka.topics import Topics
+from oriole.logs import configure_logging
 from oriole.schema_base import new_run_id
 from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
 from streams.worker import Worker
@@ -35,14 +36,6 @@ from streams.worker import Worker
 log = logging.getLogger("oriole.cli")
 
 DEMO_MAZE = "demo-backtracker-41x41"
-
-
-def _configure_logging(current: Settings) -> None:
-    logging.basicConfig(
-        level=current.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 async def _until_signalled(
@@ -70,7 +63,7 @@ def up(
 ) -> None:
     """Start the broker (embedded unless configured) and a worker; Ctrl-C stops everything."""
     current = settings()
-    _configure_logging(current)
+    configure_logging(current)
     asyncio.run(_until_signalled(lambda stop: _up(current, stop, demo)))
 
 
@@ -161,7 +154,7 @@ def worker() -> None:
     Start several to share the load: they form consumer groups and split the partitions.
     """
     current = settings()
-    _configure_logging(current)
+    configure_logging(current)
     conn = connection(current)
     prepare_clients(conn.tansu, faust=False)
     topics = Topics.from_settings(current)
