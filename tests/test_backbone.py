@@ -28,7 +28,7 @@ from tests.kafka_support import (
     running_worker,
     start_event,
 )
-from tests.support import MAZES_DIR, reference_maze
+from tests.support import reference_maze
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
