@@ -8,7 +8,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-SUITES = ["core"]
+SUITES = ["core", "backbone"]
 
 
 def main(argv: list[str]) -> None:
