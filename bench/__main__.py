@@ -8,7 +8,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-SUITES = ["core", "backbone"]
+SUITES = ["core", "agents", "backbone"]
 
 
 def main(argv: list[str]) -> None:
