@@ -311,7 +311,7 @@ async def _publish_and_follow(
             return await follower.follow(timeout=timeout)
         with Progress(
             TextColumn("[bold]{task.fields[run]}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("footsteps · {task.fields[actions]} actions · at {task.fields[at]}"),
             TimeElapsedColumn(),
