@@ -31,6 +31,7 @@ class StackInfo:
     started_at: str
     gateway_url: str | None = None
     database_url: str | None = None
+    rdkafka_bootstrap_servers: str | None = None  # for kcat & other librdkafka clients
 
 
 def stack_path(home: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from oriole import generators
 from oriole.agents.factory import create_agent
 from oriole.events import RunFinished, StopReason
 from oriole.experiment import ExperimentStart
+from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.maze import Maze
 from tests.kafka_support import (
     EVENT_TIMEOUT,
@@ -28,7 +30,7 @@ from tests.kafka_support import (
     running_worker,
     start_event,
 )
-from tests.support import reference_maze
+from tests.support import MAZES_DIR, reference_maze
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -260,3 +262,61 @@ async def test_sigkill_mid_run_then_a_new_worker_finishes_it(
                     process.wait()
     if second is not None:
         assert second.returncode == 0, log_file.read_text()[-3000:]
+
+
+@pytest.mark.skipif(
+    shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)"
+)
+async def test_kcat_publishes_the_printed_start_event(
+    tmp_path: Path, kafka_broker: str, topic_prefix: str
+) -> None:
+    if not MAZES_DIR.is_dir():
+        pytest.skip("reference mazes not found")
+    stack = await make_stack(tmp_path, kafka_broker, topic_prefix)
+    env = {**os.environ, "ORIOLE_HOME": str(stack.settings.home)}
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oriole",
+            "run",
+            "--maze",
+            str(MAZES_DIR / "01_sparse_maze.json"),
+            "--run-id",
+            "run-kcat",
+            "--max-moves",
+            "2000",
+            "--print-event",
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert printed.count(b"\n") == 1, "one line, so kcat sends it as one message"
+    host, port = kafka_broker.rsplit(":", 1)
+    async with (
+        running_worker(stack),
+        RdkafkaBridge(host, int(port)) as bridge,
+        TopicReader(kafka_broker, stack.topics.runs_events) as log,
+    ):
+        # kcat publishes through the bridge, as `oriole up` offers it.
+        await asyncio.to_thread(
+            subprocess.run,
+            [
+                "kcat",
+                "-P",
+                "-b",
+                bridge.bootstrap_servers,
+                "-t",
+                stack.topics.experiments_start,
+                "-k",
+                "run-kcat",
+            ],
+            input=printed,
+            check=True,
+            timeout=60,
+        )
+        await log.until(finished(["run-kcat"]))
+    events = run_events(log.records, "run-kcat")
+    assert_clean_log(events)
+    assert events[-1].payload.stop_reason is StopReason.GOAL_SEEN  # type: ignore[union-attr]

@@ -53,6 +53,7 @@ def test_up_then_run_without_flags_then_sigterm(tmp_path: Path) -> None:
         _wait_for(stack_file.exists, "the stack file", up, log)
         stack = json.loads(stack_file.read_text())
         assert stack["broker_kind"] == "tansu"
+        assert stack["rdkafka_bootstrap_servers"].startswith("127.0.0.1:")
         result = subprocess.run(
             [
                 sys.executable,

@@ -27,6 +27,7 @@ from oriole.errors import ValidationError
 from oriole.events import ActionCompleted, RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
+from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
 from oriole.logs import configure_logging
 from oriole.schema_base import new_run_id
@@ -69,12 +70,15 @@ def up(
 
 async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
     broker: EmbeddedBroker | None = None
+    bridge: RdkafkaBridge | None = None
     home = current.home
     try:
         if current.embedded_broker:
             broker = EmbeddedBroker(log_dir=current.log_dir)
             await broker.start_async()
             bootstrap = broker.bootstrap_servers
+            # librdkafka clients (kcat, confluent-kafka) cannot talk to Tansu directly.
+            bridge = await RdkafkaBridge("127.0.0.1", broker.port).start()
         else:
             bootstrap = current.kafka_bootstrap_servers
         tansu = broker is not None or current.tansu_broker
@@ -88,6 +92,7 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
             broker_kind="tansu" if tansu else "kafka",
             topic_prefix=topics.prefix,
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            rdkafka_bootstrap_servers=None if bridge is None else bridge.bootstrap_servers,
         )
         stack_file = write_stack(home, info)
         worker = Worker.create(current, bootstrap, topics)
@@ -95,6 +100,8 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         table.add_row(
             "Kafka", f"{bootstrap} ({'embedded Tansu, memory only' if broker else 'configured'})"
         )
+        if bridge is not None:
+            table.add_row("Kafka for kcat", f"{bridge.bootstrap_servers} (librdkafka clients)")
         table.add_row("Topics", f"{topics.prefix}.* ({topics.partitions} partitions each)")
         table.add_row("Start events", topics.experiments_start)
         table.add_row("Run events", topics.runs_events)
@@ -116,6 +123,8 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         await worker_task  # raises if the worker failed
     finally:
         remove_stack(home, os.getpid())
+        if bridge is not None:
+            await bridge.stop()
         if broker is not None:
             await broker.stop_async()
         console.print("Oriole stopped.")
