@@ -320,3 +320,48 @@ async def test_kcat_publishes_the_printed_start_event(
     events = run_events(log.records, "run-kcat")
     assert_clean_log(events)
     assert events[-1].payload.stop_reason is StopReason.GOAL_SEEN  # type: ignore[union-attr]
+
+
+class _HangingAgent:
+    """An agent whose model never answers."""
+
+    name = "hanging"
+
+    async def decide(self, observation: object, history: object) -> object:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_timer_ends_a_run_whose_agent_hangs(
+    tmp_path: Path, kafka_broker: str, topic_prefix: str
+) -> None:
+    from streams.agent_runner import AgentRunner
+    from streams.maze_processor import MazeProcessor
+
+    stack = await make_stack(tmp_path, kafka_broker, topic_prefix)
+    processor = MazeProcessor(
+        bootstrap_servers=kafka_broker, topics=stack.topics, find_maze=reference_maze
+    )
+    runner = AgentRunner(
+        bootstrap_servers=kafka_broker,
+        topics=stack.topics,
+        agent_factory=lambda spec: _HangingAgent(),  # type: ignore[arg-type,return-value]
+    )
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(processor.run(stop)), asyncio.create_task(runner.run(stop))]
+    try:
+        async with TopicReader(kafka_broker, stack.topics.runs_events) as log:
+            body = start_event(
+                "run-hang", maze_name="01_sparse_maze", limits={"max_duration_seconds": 3}
+            )
+            await publish(kafka_broker, stack.topics.experiments_start, body)
+            await log.until(finished(["run-hang"]))
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), EVENT_TIMEOUT)
+    events = run_events(log.records, "run-hang")
+    assert_clean_log(events)
+    assert [e.type for e in events] == ["run.started", "run.finished"]
+    end = events[-1].payload
+    assert end.stop_reason is StopReason.MAX_DURATION  # type: ignore[union-attr]
+    assert end.duration_seconds >= 3  # type: ignore[union-attr]
