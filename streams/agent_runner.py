@@ -24,7 +24,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from oriole.agents.base import Agent, Observation
 from oriole.experiment import AgentSpec
-from oriole.intents import AgentFailure, AgentIntent
+from oriole.intents import AgentFailure
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import encode
 from oriole.kafka.topics import Topics
@@ -180,24 +180,7 @@ class AgentRunner:
                 await self._send(encode(self.topics.runs_intents, failure, run_id))
                 self.decided[run_id] = basis_seq
                 return
-            turn = (
-                observation.turn + 1
-                if decision.new_turn or observation.turn == 0
-                else observation.turn
-            )
-            intent = AgentIntent(
-                run_id=run_id,
-                basis_seq=basis_seq,
-                turn=turn,
-                action=decision.action,
-                reasoning=decision.reasoning,
-                depth=decision.depth,
-                tool_name=decision.tool_name,
-                arguments=None if decision.arguments is None else dict(decision.arguments),
-                problem=decision.problem,
-                assistant_message=decision.assistant_message,
-                model_call=decision.model_call,
-            )
+            intent = decision.to_intent(run_id, basis_seq, observation.turn)
             await self._send(encode(self.topics.runs_intents, intent, run_id))
             self.decided[run_id] = basis_seq
             metrics.DECISIONS.labels(spec.agent.provider).inc()

@@ -45,12 +45,7 @@ async def simulate(request_json: bytes, maze: Maze) -> RunFinished:
     agent = create_agent(request.agent)
     while run.state.is_active:
         decision = await agent.decide(Observation.from_state(run.state), list(run.state.actions))
-        run.act(
-            decision.action,
-            turn=run.state.turn + 1,
-            reasoning=decision.reasoning,
-            depth=decision.depth,
-        )
+        run.send(decision.to_intent(run.state.run_id, run.state.seq, run.state.turn))
     last = run.events[-1]
     assert isinstance(last, RunFinished)
     return last

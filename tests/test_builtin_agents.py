@@ -72,18 +72,7 @@ def new_run(
 
 def send(run: LocalRun, decision: Decision) -> None:
     """Pass a decision to the run exactly as a runner would turn it into an intent."""
-    turn = run.state.turn + 1 if decision.new_turn else max(run.state.turn, 1)
-    run.act(
-        decision.action,
-        turn=turn,
-        model_call=decision.model_call,
-        reasoning=decision.reasoning,
-        depth=decision.depth,
-        tool_name=decision.tool_name,
-        arguments=None if decision.arguments is None else dict(decision.arguments),
-        problem=decision.problem,
-        assistant_message=decision.assistant_message,
-    )
+    run.send(decision.to_intent(run.state.run_id, run.state.seq, run.state.turn))
 
 
 async def play(agent: Agent, run: LocalRun, *, avoid_walls: bool = True) -> list[Decision]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from oriole.experiment import AgentSpec, GameRules, PromptSpec
 from oriole.geometry import Position
-from oriole.intents import ActionType, ModelCall
+from oriole.intents import ActionType, AgentIntent, ModelCall
 from oriole.memory import ActionRecord
 from oriole.run_state import RunState
 from oriole.vision import SeenTile
@@ -78,6 +78,23 @@ class Decision:
     assistant_message: str | None = None
     model_call: ModelCall | None = None
     new_turn: bool = True
+
+    def to_intent(self, run_id: str, basis_seq: int, current_turn: int) -> AgentIntent:
+        """The intent a runner sends for this decision, replying to event ``basis_seq``."""
+        turn = current_turn + 1 if self.new_turn or current_turn == 0 else current_turn
+        return AgentIntent(
+            run_id=run_id,
+            basis_seq=basis_seq,
+            turn=turn,
+            action=self.action,
+            reasoning=self.reasoning,
+            depth=self.depth,
+            tool_name=self.tool_name,
+            arguments=None if self.arguments is None else dict(self.arguments),
+            problem=self.problem,
+            assistant_message=self.assistant_message,
+            model_call=self.model_call,
+        )
 
 
 class Agent(Protocol):
