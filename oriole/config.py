@@ -55,6 +55,8 @@ _NOT_IN_TOML = ("home", "config_file")
 #: The embedded PostgreSQL makes every parent directory of its data directory readable by its
 #: service user; under /root that would open the administrator's home to other users.
 FORBIDDEN_PG_PARENT = Path("/root")
+#: The embedded PostgreSQL's data directory when ``<home>/pgdata`` would be under /root.
+ROOT_FALLBACK_PG_DIR = Path("/var/lib/oriole/pgdata")
 
 #: Longest topic suffix in :mod:`oriole.kafka.topics` is ``.experiments.rejected`` (21
 #: characters) and Kafka topic names are limited to 249 characters.
@@ -162,6 +164,15 @@ class Settings(BaseSettings):
         ge=1,
         le=100,
         description="Most connections the pool opens; at least database_pool_min_size.",
+    )
+    database_command_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest a single SQL statement may run."
+    )
+    projection_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most run events the projector writes in one transaction.",
     )
     embedded_pg_dir: Path | None = Field(
         default=None,
@@ -368,15 +379,20 @@ class Settings(BaseSettings):
     def resolved_pg_dir(self) -> Path:
         """Data directory of the embedded PostgreSQL.
 
-        Raises :class:`SettingsError` naming ``ORIOLE_EMBEDDED_PG_DIR`` if it is under /root
-        (e.g. the default ``/root/.oriole/pgdata`` when running as root).
+        The default is ``<home>/pgdata``; when that is under /root (root with the default
+        home) it is :data:`ROOT_FALLBACK_PG_DIR` instead. An explicit directory under /root
+        raises :class:`SettingsError` naming ``ORIOLE_EMBEDDED_PG_DIR``.
         """
         explicit = self.embedded_pg_dir
-        path = explicit if explicit is not None else self.home / "pgdata"
-        problem = _pg_dir_problem(path, from_home=explicit is None)
+        if explicit is None:
+            path = self.home / "pgdata"
+            if _pg_dir_problem(path, from_home=True) is not None:
+                return ROOT_FALLBACK_PG_DIR
+            return path
+        problem = _pg_dir_problem(explicit, from_home=False)
         if problem is not None:
             raise SettingsError([(env_var_name("embedded_pg_dir"), problem)])
-        return path
+        return explicit
 
     @property
     def log_dir(self) -> Path:

@@ -104,7 +104,7 @@ class RunLimits(WireModel):
         description="Actions of any kind (moves, failed moves, recalls, no-tool turns).",
     )
     max_duration_seconds: float | None = Field(
-        default=1800, gt=0, le=7 * 24 * 3600, description="Wall-clock limit of the run."
+        default=1800.0, gt=0, le=7 * 24 * 3600, description="Wall-clock limit of the run."
     )
     max_tokens: int | None = Field(
         default=None, ge=1, le=10**12, description="Input + output tokens over all model calls."

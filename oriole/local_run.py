@@ -97,8 +97,15 @@ class LocalRun:
     def send(self, intent: AgentIntent) -> list[RunEvent]:
         return self._append(handle_intent(self.state, intent, now=self.clock(), new_id=self.new_id))
 
-    def fail(self, error_class: str, message: str) -> list[RunEvent]:
-        failure = AgentFailure(run_id=self.state.run_id, error_class=error_class, message=message)
+    def fail(
+        self, error_class: str, message: str, *, model_call: ModelCall | None = None
+    ) -> list[RunEvent]:
+        failure = AgentFailure(
+            run_id=self.state.run_id,
+            error_class=error_class,
+            message=message,
+            model_call=model_call,
+        )
         return self._append(
             handle_failure(self.state, failure, now=self.clock(), new_id=self.new_id)
         )

@@ -43,3 +43,34 @@ def kafka_broker(embedded_broker: EmbeddedBroker) -> str:
 def topic_prefix() -> str:
     """A topic prefix no other test uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database on the test PostgreSQL server."""
+    from tests import pg_support
+
+    problem = pg_support.server_problem()
+    if problem is not None:
+        pytest.fail(
+            f"PostgreSQL at {pg_support.server_dsn()} is not reachable ({problem}); start it "
+            "(`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or "
+            "set ORIOLE_TEST_DATABASE_URL"
+        )
+    name = pg_support.create_template()
+    try:
+        yield name
+    finally:
+        pg_support.drop_database(name)
+
+
+@pytest.fixture
+def pg_dsn(pg_template: str) -> Iterator[str]:
+    """DSN of a fresh, fully migrated database that only this test uses."""
+    from tests import pg_support
+
+    name = pg_support.create_database(pg_template)
+    try:
+        yield pg_support.dsn_for(name)
+    finally:
+        pg_support.drop_database(name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from oriole.config import Settings, SettingsError, load_settings
+from oriole.config import ROOT_FALLBACK_PG_DIR, Settings, SettingsError, load_settings
 from oriole.errors import ValidationError
 
 
@@ -219,16 +219,13 @@ def test_dsn_errors_never_echo_the_password(
     assert "hunter2" not in str(info.value)
 
 
-def test_default_pg_dir_under_root_is_refused_only_when_used(
+def test_default_pg_dir_under_root_falls_back_outside_root(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORIOLE_HOME", "/root/.oriole")
-    settings = load_settings()  # commands that never start PostgreSQL still work as root
-    with pytest.raises(ValidationError) as info:
-        _ = settings.resolved_pg_dir
-    assert info.value.field == "ORIOLE_EMBEDDED_PG_DIR"
-    assert "/root/.oriole/pgdata (from ORIOLE_HOME) is under /root" in info.value.reason
-    assert "ORIOLE_DATABASE_URL" in info.value.reason
+    settings = load_settings()  # root with the default home: `oriole up` must still work
+    assert settings.resolved_pg_dir == ROOT_FALLBACK_PG_DIR
+    assert not ROOT_FALLBACK_PG_DIR.is_relative_to("/root")
 
 
 def test_explicit_pg_dir_under_root_is_fine_with_an_external_database(

@@ -1,0 +1,264 @@
+"""Writing run events to PostgreSQL: the archive first, then the projections, atomically.
+
+A batch is one transaction: events are COPYed into a temporary stage, inserted into
+``run_events`` with ``ON CONFLICT DO NOTHING``, and only the events that were new are
+projected. A redelivered batch therefore changes nothing, and the projection statements are
+idempotent on their own as well (conflict-free inserts, updates guarded by sequence
+number), so projecting the same events twice is harmless too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from oriole.events import RunEvent
+from projections.rows import (
+    EventKey,
+    ProjectionRows,
+    Row,
+    archive_row,
+    event_from_archive,
+    needed_context,
+    project,
+)
+
+log = logging.getLogger("oriole.projections")
+
+ARCHIVE_COLUMNS = ("run_id", "seq", "event_id", "type", "schema_version", "time", "payload")
+_COLUMNS = ", ".join(ARCHIVE_COLUMNS)
+
+_STAGE = "run_events_stage"
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+    "(LIKE run_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_INSERT_NEW = f"""
+    INSERT INTO run_events ({_COLUMNS})
+    SELECT {_COLUMNS} FROM {_STAGE} ORDER BY run_id, seq
+    ON CONFLICT DO NOTHING
+    RETURNING run_id, seq"""
+_CONFLICTS = f"""
+    SELECT s.run_id, s.seq, s.event_id AS offered, e.event_id AS stored
+      FROM {_STAGE} s JOIN run_events e ON e.run_id = s.run_id AND e.seq = s.seq
+     WHERE e.event_id <> s.event_id
+    UNION ALL
+    SELECT s.run_id, s.seq, s.event_id, e.event_id
+      FROM {_STAGE} s JOIN run_events e ON e.event_id = s.event_id
+     WHERE e.run_id <> s.run_id OR e.seq <> s.seq"""
+_FETCH_KEYS = f"""
+    SELECT {_COLUMNS} FROM run_events
+     WHERE (run_id, seq) IN (SELECT * FROM unnest($1::text[], $2::int[]))"""
+
+_INSERT_MAZE = """
+    INSERT INTO mazes (content_hash, name, width, height, grid_data, see_through_walls,
+                       goal_x, goal_y, generator, first_seen_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (content_hash) DO NOTHING"""
+_INSERT_EXPERIMENT = """
+    INSERT INTO experiments (
+        run_id, provider, model_name, agent_endpoint, prompt_version, prompt_text,
+        maze_hash, maze_name, start_x, start_y, comment, labels, warnings, rerun_of,
+        model_config, temperature, num_ctx, max_output_tokens, repeat_penalty, top_p, top_k,
+        vision_range, max_actions_per_turn, max_footsteps, max_actions, max_duration_seconds,
+        max_tokens, max_cost_usd, goal_rule, requested_at, started_at, status,
+        position_x, position_y, last_seq)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,
+            $33, $34, $35)
+    ON CONFLICT (run_id) DO NOTHING"""
+_INSERT_CALL = """
+    INSERT INTO model_calls (
+        run_id, seq, call_id, turn, provider, model, input_tokens, output_tokens, cost_usd,
+        duration_ms, prompt_eval_ms, eval_ms, tokens_per_second, done_reason, attempts,
+        endpoint, context_trimmed, called_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+    ON CONFLICT (run_id, seq) DO NOTHING"""
+_INSERT_ACTION = """
+    INSERT INTO agent_actions (
+        run_id, step, seq, turn, action_type, tool_name, arguments, reasoning, depth, problem,
+        assistant_message, from_x, from_y, to_x, to_y, success, tiles_seen, goal_seen,
+        goal_reached, footsteps, message, result, call_id, input_tokens, output_tokens,
+        cost_usd, inference_ms, prompt_eval_ms, eval_ms, tokens_per_second, done_reason,
+        sent_at, decided_at, completed_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,
+            $33, $34)
+    ON CONFLICT (run_id, step) DO NOTHING"""
+_RECOUNT_CALLS = """
+    UPDATE experiments e
+       SET model_calls = s.calls, input_tokens = s.input_tokens,
+           output_tokens = s.output_tokens, cost_usd = s.cost_usd
+      FROM (SELECT run_id, count(*) AS calls, sum(input_tokens) AS input_tokens,
+                   sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd
+              FROM model_calls WHERE run_id = ANY($1::text[]) GROUP BY run_id) s
+     WHERE e.run_id = s.run_id AND e.status = 'running'"""
+_PROGRESS = """
+    UPDATE experiments
+       SET last_action_at = $2, actions = $3, footsteps = $4, turns = GREATEST(turns, $5),
+           position_x = $6, position_y = $7, goal_seen = goal_seen OR $8,
+           goal_reached = goal_reached OR $9, last_seq = $10
+     WHERE run_id = $1 AND last_seq < $10"""
+_FINISH = """
+    UPDATE experiments
+       SET status = $2, stop_reason = $3, stop_detail = $4, success = $5,
+           goal_seen = goal_seen OR $6, goal_reached = goal_reached OR $7,
+           position_x = $8, position_y = $9, footsteps = $10, actions = $11, turns = $12,
+           model_calls = $13, input_tokens = $14, output_tokens = $15, cost_usd = $16,
+           duration_seconds = $17, error_class = $18, error_message = $19,
+           completed_at = $20, last_seq = $21
+     WHERE run_id = $1 AND last_seq < $21"""
+
+#: Tables derived from the archive (dropped and refilled by a rebuild).
+PROJECTION_TABLES = ("agent_actions", "model_calls", "experiments", "mazes")
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveConflict:
+    """An event whose (run, seq) or event id is already archived as a different event."""
+
+    run_id: str
+    seq: int
+    offered: str
+    stored: str
+
+
+@dataclass
+class BatchResult:
+    received: int = 0
+    archived: int = 0
+    projected_rows: int = 0
+    conflicts: list[ArchiveConflict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+async def archive(
+    conn: Any, events: Sequence[RunEvent]
+) -> tuple[set[EventKey], list[ArchiveConflict]]:
+    """Store events not yet archived; returns the keys stored now and any conflicts."""
+    if not events:
+        return set(), []
+    await conn.execute(_CREATE_STAGE)
+    await conn.copy_records_to_table(
+        _STAGE, records=[archive_row(e) for e in events], columns=ARCHIVE_COLUMNS
+    )
+    inserted = await conn.fetch(_INSERT_NEW)
+    new_keys = {(r["run_id"], r["seq"]) for r in inserted}
+    conflicts: list[ArchiveConflict] = []
+    if len(new_keys) < len(events):
+        for r in await conn.fetch(_CONFLICTS):
+            conflicts.append(
+                ArchiveConflict(r["run_id"], r["seq"], str(r["offered"]), str(r["stored"]))
+            )
+    return new_keys, conflicts
+
+
+async def fetch_events(conn: Any, keys: Iterable[EventKey]) -> dict[EventKey, RunEvent]:
+    wanted = sorted(keys)
+    if not wanted:
+        return {}
+    records = await conn.fetch(_FETCH_KEYS, [k[0] for k in wanted], [k[1] for k in wanted])
+    return {(r["run_id"], r["seq"]): event_from_archive(r) for r in records}
+
+
+async def write_projections(conn: Any, rows: ProjectionRows) -> int:
+    """Run the projection statements in dependency order; returns rows offered."""
+    statements: list[tuple[str, list[Row]]] = [
+        (_INSERT_MAZE, rows.mazes),
+        (_INSERT_EXPERIMENT, rows.experiments),
+        (_INSERT_CALL, rows.model_calls),
+        (_INSERT_ACTION, rows.actions),
+    ]
+    for sql, batch in statements:
+        if batch:
+            await conn.executemany(sql, batch)
+    if rows.runs_with_calls:
+        await conn.execute(_RECOUNT_CALLS, sorted(rows.runs_with_calls))
+    if rows.progress:
+        await conn.executemany(_PROGRESS, rows.progress)
+    if rows.finishes:
+        await conn.executemany(_FINISH, rows.finishes)
+    return sum(len(batch) for _, batch in statements) + len(rows.progress) + len(rows.finishes)
+
+
+async def project_events(conn: Any, events: Sequence[RunEvent]) -> tuple[int, list[str]]:
+    """Project ``events`` (already archived), joining with archived events as needed.
+
+    Returns the rows written and the events that could not be projected (logged here).
+    """
+    if not events:
+        return 0, []
+    present = {(e.run_id, e.seq) for e in events}
+    context = await fetch_events(conn, needed_context(events) - present)
+    rows = project(list(events), context)
+    for problem in rows.problems:
+        log.error("not projected (kept in the archive): %s", problem)
+    return await write_projections(conn, rows), rows.problems
+
+
+async def store_batch(conn: Any, events: Sequence[RunEvent]) -> BatchResult:
+    """Archive and project one batch in one transaction."""
+    result = BatchResult(received=len(events))
+    async with conn.transaction():
+        new_keys, result.conflicts = await archive(conn, events)
+        fresh = [e for e in events if (e.run_id, e.seq) in new_keys]
+        # One event per key even if the batch carried a duplicate.
+        unique = list({(e.run_id, e.seq): e for e in fresh}.values())
+        unique.sort(key=lambda e: (e.run_id, e.seq))
+        result.archived = len(unique)
+        result.projected_rows, result.problems = await project_events(conn, unique)
+    return result
+
+
+# --- rebuilding from the archive ----------------------------------------------------------
+
+
+async def archived_events(conn: Any, chunk: int = 5000) -> AsyncIterator[list[RunEvent]]:
+    """Every archived event, ordered by run and seq, in chunks (keyset pagination)."""
+    last: EventKey = ("", 0)
+    while True:
+        records = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM run_events WHERE (run_id, seq) > ($1, $2) "
+            "ORDER BY run_id, seq LIMIT $3",
+            last[0],
+            last[1],
+            chunk,
+        )
+        if not records:
+            return
+        yield [event_from_archive(r) for r in records]
+        last = (records[-1]["run_id"], records[-1]["seq"])
+
+
+async def run_events_of(conn: Any, run_id: str) -> list[RunEvent]:
+    """One run's archived events in order (empty if the run is unknown)."""
+    records = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM run_events WHERE run_id = $1 ORDER BY seq", run_id
+    )
+    return [event_from_archive(r) for r in records]
+
+
+@dataclass
+class RebuildResult:
+    events_read: int = 0
+    rows_written: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+async def rebuild_projections(pool: Any, *, chunk: int = 5000) -> RebuildResult:
+    """Empty every projection and refill it from the archive in one transaction.
+
+    Readers see the old projections until it commits.
+    """
+    result = RebuildResult()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+        async with pool.acquire() as reader, reader.transaction(isolation="repeatable_read"):
+            async for events in archived_events(reader, chunk):
+                result.events_read += len(events)
+                written, problems = await project_events(conn, events)
+                result.rows_written += written
+                result.problems.extend(problems)
+    return result
