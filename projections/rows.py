@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
+
 from oriole.errors import OrioleError
 from oriole.events import (
     ActionCompleted,
@@ -25,6 +27,7 @@ from oriole.events import (
     RunFinished,
     RunStarted,
     StopReason,
+    parse_run_event,
 )
 from oriole.intents import ModelCall
 
@@ -64,20 +67,22 @@ def archive_row(event: RunEvent) -> Row:
 
 def event_from_archive(record: Mapping[str, Any]) -> RunEvent:
     """The typed event back from a ``run_events`` row (payload as JSON text or a dict)."""
-    from oriole.events import run_event_from_dict
-
     payload = record["payload"]
-    return run_event_from_dict(
-        {
-            "event_id": record["event_id"],
-            "run_id": record["run_id"],
-            "seq": record["seq"],
-            "schema_version": record["schema_version"],
-            "time": record["time"],
-            "type": record["type"],
-            "payload": json.loads(payload) if isinstance(payload, str) else payload,
-        }
+    if not isinstance(payload, str):
+        payload = to_json(payload)
+    # One JSON document for pydantic's parser: much faster than json.loads + validation.
+    envelope = (
+        f'{{"event_id":"{record["event_id"]}","run_id":{json.dumps(record["run_id"])},'
+        f'"seq":{int(record["seq"])},"schema_version":{int(record["schema_version"])},'
+        f'"time":"{record["time"].isoformat()}","type":{json.dumps(record["type"])},'
+        f'"payload":{payload}}}'
     )
+    return parse_run_event(envelope)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text for a JSONB parameter (pydantic-core's encoder: fast)."""
+    return pydantic_core.to_json(value).decode()
 
 
 def needed_context(events: Iterable[RunEvent]) -> set[EventKey]:
@@ -209,7 +214,7 @@ def maze_row(event: RunStarted) -> Row:
         maze.name,
         maze.width,
         maze.height,
-        json.dumps(maze.grid_data, separators=(",", ":")),
+        to_json(maze.grid_data),
         maze.see_through_walls,
         content.goal.x,
         content.goal.y,
@@ -253,10 +258,10 @@ def experiment_row(event: RunStarted) -> Row:
         spec.start.x,
         spec.start.y,
         spec.comment,
-        json.dumps(spec.labels),
-        json.dumps(event.payload.warnings),
+        to_json(spec.labels),
+        to_json(event.payload.warnings),
         spec.rerun_of,
-        json.dumps(model_config(event)),
+        to_json(model_config(event)),
         options.temperature,
         options.num_ctx,
         options.max_output_tokens,
@@ -291,7 +296,7 @@ def action_row(event: ActionCompleted, decision: ActionRequested, call: ModelCal
         outcome.turn,
         outcome.action.value,
         asked.tool_name,
-        None if asked.arguments is None else json.dumps(asked.arguments),
+        None if asked.arguments is None else to_json(asked.arguments),
         asked.reasoning,
         asked.depth,
         asked.problem,
@@ -301,12 +306,12 @@ def action_row(event: ActionCompleted, decision: ActionRequested, call: ModelCal
         outcome.to.x,
         outcome.to.y,
         outcome.success,
-        json.dumps(outcome.tiles_seen, separators=(",", ":")),
+        to_json(outcome.tiles_seen),
         outcome.goal_seen,
         outcome.goal_reached,
         outcome.footsteps,
         outcome.message,
-        json.dumps(outcome.result),
+        to_json(outcome.result),
         asked.call_id,
         None if usage is None else usage.input_tokens,
         None if usage is None else usage.output_tokens,

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from oriole.events import RunEvent
 from projections.rows import (
     EventKey,
@@ -76,17 +78,13 @@ _INSERT_CALL = """
         endpoint, context_trimmed, called_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
     ON CONFLICT (run_id, seq) DO NOTHING"""
-_INSERT_ACTION = """
-    INSERT INTO agent_actions (
-        run_id, step, seq, turn, action_type, tool_name, arguments, reasoning, depth, problem,
-        assistant_message, from_x, from_y, to_x, to_y, success, tiles_seen, goal_seen,
-        goal_reached, footsteps, message, result, call_id, input_tokens, output_tokens,
-        cost_usd, inference_ms, prompt_eval_ms, eval_ms, tokens_per_second, done_reason,
-        sent_at, decided_at, completed_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,
-            $33, $34)
-    ON CONFLICT (run_id, step) DO NOTHING"""
+ACTION_COLUMNS = (
+    "run_id", "step", "seq", "turn", "action_type", "tool_name", "arguments", "reasoning",
+    "depth", "problem", "assistant_message", "from_x", "from_y", "to_x", "to_y", "success",
+    "tiles_seen", "goal_seen", "goal_reached", "footsteps", "message", "result", "call_id",
+    "input_tokens", "output_tokens", "cost_usd", "inference_ms", "prompt_eval_ms", "eval_ms",
+    "tokens_per_second", "done_reason", "sent_at", "decided_at", "completed_at",
+)  # fmt: skip
 _RECOUNT_CALLS = """
     UPDATE experiments e
        SET model_calls = s.calls, input_tokens = s.input_tokens,
@@ -140,10 +138,11 @@ async def archive(
     """Store events not yet archived; returns the keys stored now and any conflicts."""
     if not events:
         return set(), []
+    records = [archive_row(e) for e in events]
+    if await _copy_if_all_new(conn, "run_events", ARCHIVE_COLUMNS, records):
+        return {(e.run_id, e.seq) for e in events}, []
     await conn.execute(_CREATE_STAGE)
-    await conn.copy_records_to_table(
-        _STAGE, records=[archive_row(e) for e in events], columns=ARCHIVE_COLUMNS
-    )
+    await conn.copy_records_to_table(_STAGE, records=records, columns=ARCHIVE_COLUMNS)
     inserted = await conn.fetch(_INSERT_NEW)
     new_keys = {(r["run_id"], r["seq"]) for r in inserted}
     conflicts: list[ArchiveConflict] = []
@@ -153,6 +152,20 @@ async def archive(
                 ArchiveConflict(r["run_id"], r["seq"], str(r["offered"]), str(r["stored"]))
             )
     return new_keys, conflicts
+
+
+async def _copy_if_all_new(conn: Any, table: str, columns: Sequence[str], rows: list[Row]) -> bool:
+    """COPY straight into ``table`` when no row exists yet (the common case, fastest).
+
+    Runs in a savepoint: a key that already exists (a redelivery) rolls back just this
+    attempt, and the caller takes the slower staged path that skips known keys.
+    """
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(table, records=rows, columns=columns)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
 
 
 async def fetch_events(conn: Any, keys: Iterable[EventKey]) -> dict[EventKey, RunEvent]:
@@ -169,18 +182,35 @@ async def write_projections(conn: Any, rows: ProjectionRows) -> int:
         (_INSERT_MAZE, rows.mazes),
         (_INSERT_EXPERIMENT, rows.experiments),
         (_INSERT_CALL, rows.model_calls),
-        (_INSERT_ACTION, rows.actions),
     ]
     for sql, batch in statements:
         if batch:
             await conn.executemany(sql, batch)
+    # The widest and most numerous rows: COPY through a stage, then skip known keys.
+    await copy_new_rows(conn, "agent_actions", ACTION_COLUMNS, rows.actions)
     if rows.runs_with_calls:
         await conn.execute(_RECOUNT_CALLS, sorted(rows.runs_with_calls))
     if rows.progress:
         await conn.executemany(_PROGRESS, rows.progress)
     if rows.finishes:
         await conn.executemany(_FINISH, rows.finishes)
-    return sum(len(batch) for _, batch in statements) + len(rows.progress) + len(rows.finishes)
+    written = sum(len(batch) for _, batch in statements) + len(rows.actions)
+    return written + len(rows.progress) + len(rows.finishes)
+
+
+async def copy_new_rows(conn: Any, table: str, columns: Sequence[str], rows: list[Row]) -> None:
+    """Insert rows whose key is not in ``table`` yet, via COPY into a temporary stage."""
+    if not rows or await _copy_if_all_new(conn, table, columns, rows):
+        return
+    stage = f"{table}_stage"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(stage, records=rows, columns=columns)
+    names = ", ".join(columns)
+    await conn.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING"
+    )
 
 
 async def project_events(conn: Any, events: Sequence[RunEvent]) -> tuple[int, list[str]]:

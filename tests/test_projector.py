@@ -181,3 +181,36 @@ def _is_true(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return wrapped
+
+
+async def test_an_archived_run_is_replayed_to_the_replay_topic(
+    kafka_broker: str, topic_prefix: str, tmp_path: Path, pg_dsn: str
+) -> None:
+    """From the archive alone: the run never went through this broker."""
+    from oriole.events import parse_run_event
+    from oriole.kafka.codec import REPLAY_HEADER
+    from oriole.stack import Connection
+    from projections.replay_source import REPLAY_ID_HEADER, publish_replay
+    from projections.store import run_events_of, store_batch
+    from tests.projection_support import agent_run
+
+    stack = await make_stack(tmp_path, kafka_broker, topic_prefix, partitions=2)
+    recorded = await agent_run("run-archived", "wall-follower")
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await store_batch(conn, recorded)
+        archived = await run_events_of(conn, "run-archived")
+    finally:
+        await conn.close()
+    connection = Connection(kafka_broker, True, topic_prefix)
+    replay_id = await publish_replay(connection, stack.topics, archived)
+    async with TopicReader(kafka_broker, stack.topics.runs_replay) as replay:
+        await replay.until(lambda records: len(records) >= len(recorded))
+    records = replay.records
+    assert len(records) == len(recorded)
+    assert {r.key for r in records} == {b"run-archived"}
+    assert [parse_run_event(r.value) for r in records] == recorded
+    for record in records:
+        headers = dict(record.headers)
+        assert headers[REPLAY_HEADER] == b"1"
+        assert headers[REPLAY_ID_HEADER] == replay_id.encode()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from oriole.cli import mazes, stack
+from oriole.cli import data, mazes, stack
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -24,7 +24,12 @@ app = typer.Typer(
 app.add_typer(mazes.app, name="mazes")
 app.command("up")(stack.up)
 app.command("worker")(stack.worker)
+app.command("projector")(stack.projector)
 app.command("run")(stack.run)
+app.command("replay")(data.replay)
+app.command("rerun")(data.rerun)
+app.add_typer(data.db_app, name="db")
+app.add_typer(data.projections_app, name="projections")
 
 
 @app.command("schema")

@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,8 @@ from oriole.kafka.topics import Topics
 from oriole.logs import configure_logging
 from oriole.schema_base import new_run_id
 from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
+from projections.database import Database, open_database, redact
+from projections.projector import Projector
 from streams.worker import Worker
 
 log = logging.getLogger("oriole.cli")
@@ -86,41 +89,44 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         topics = Topics.from_settings(current)
         await wait_for_broker(bootstrap)
         await ensure_topics(bootstrap, topics.specs)
-        info = StackInfo(
-            pid=os.getpid(),
-            kafka_bootstrap_servers=bootstrap,
-            broker_kind="tansu" if tansu else "kafka",
-            topic_prefix=topics.prefix,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            rdkafka_bootstrap_servers=None if bridge is None else bridge.bootstrap_servers,
-        )
-        stack_file = write_stack(home, info)
-        worker = Worker.create(current, bootstrap, topics)
-        table = Table.grid(padding=(0, 2))
-        table.add_row(
-            "Kafka", f"{bootstrap} ({'embedded Tansu, memory only' if broker else 'configured'})"
-        )
-        if bridge is not None:
-            table.add_row("Kafka for kcat", f"{bridge.bootstrap_servers} (librdkafka clients)")
-        table.add_row("Topics", f"{topics.prefix}.* ({topics.partitions} partitions each)")
-        table.add_row("Start events", topics.experiments_start)
-        table.add_row("Run events", topics.runs_events)
-        table.add_row("Home", str(home))
-        table.add_row("Stack file", str(stack_file))
-        if broker is not None and broker.log_path is not None:
-            table.add_row("Broker log", str(broker.log_path))
-        console.print(Panel(table, title="Oriole is up", subtitle="Ctrl-C to stop"))
-        worker_task = asyncio.create_task(worker.run(stop), name="worker")
-        demo_task = asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        if demo_task is not None:
-            demo_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await demo_task
-        stopper.cancel()
-        await worker_task  # raises if the worker failed
+        async with open_database(current) as db:
+            info = StackInfo(
+                pid=os.getpid(),
+                kafka_bootstrap_servers=bootstrap,
+                broker_kind="tansu" if tansu else "kafka",
+                topic_prefix=topics.prefix,
+                started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                rdkafka_bootstrap_servers=None if bridge is None else bridge.bootstrap_servers,
+                # Only the embedded server's DSN (no password in it) goes into the file.
+                database_url=db.dsn if db.embedded is not None else None,
+            )
+            stack_file = write_stack(home, info)
+            worker = Worker.create(current, bootstrap, topics)
+            projector = Projector(
+                bootstrap_servers=bootstrap,
+                topics=topics,
+                pool=db.pool,
+                client_id=current.kafka_client_id,
+                batch_size=current.projection_batch_size,
+            )
+            _print_banner(current, info, topics, broker, bridge, db, stack_file)
+            tasks = {
+                asyncio.create_task(worker.run(stop), name="worker"),
+                asyncio.create_task(projector.run(stop), name="projector"),
+            }
+            demo_task = (
+                asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
+            )
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            if demo_task is not None:
+                demo_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await demo_task
+            stopper.cancel()
+            for task in tasks:
+                await task  # raises if the worker or the projector failed
     finally:
         remove_stack(home, os.getpid())
         if bridge is not None:
@@ -128,6 +134,35 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         if broker is not None:
             await broker.stop_async()
         console.print("Oriole stopped.")
+
+
+def _print_banner(
+    current: Settings,
+    info: StackInfo,
+    topics: Topics,
+    broker: EmbeddedBroker | None,
+    bridge: RdkafkaBridge | None,
+    db: Database,
+    stack_file: Path,
+) -> None:
+    table = Table.grid(padding=(0, 2))
+    kind = "embedded Tansu, memory only" if broker else "configured"
+    table.add_row("Kafka", f"{info.kafka_bootstrap_servers} ({kind})")
+    if bridge is not None:
+        table.add_row("Kafka for kcat", f"{bridge.bootstrap_servers} (librdkafka clients)")
+    table.add_row("Topics", f"{topics.prefix}.* ({topics.partitions} partitions each)")
+    table.add_row("Start events", topics.experiments_start)
+    table.add_row("Run events", topics.runs_events)
+    if db.embedded is not None:
+        table.add_row("PostgreSQL", f"embedded, data in {db.embedded.data_dir}")
+    else:
+        table.add_row("PostgreSQL", redact(db.dsn))
+    table.add_row("SQL", 'psql "$(oriole db url)"  (tables and views: docs/views.md)')
+    table.add_row("Home", str(current.home))
+    table.add_row("Stack file", str(stack_file))
+    if broker is not None and broker.log_path is not None:
+        table.add_row("Broker log", str(broker.log_path))
+    console.print(Panel(table, title="Oriole is up", subtitle="Ctrl-C to stop"))
 
 
 async def _demo(current: Settings, worker: Worker, info: StackInfo) -> None:
@@ -146,7 +181,7 @@ async def _demo(current: Settings, worker: Worker, info: StackInfo) -> None:
     )
     conn = Connection(info.kafka_bootstrap_servers, info.broker_kind == "tansu", info.topic_prefix)
     console.print(f"Demo: frontier agent on {maze.name} (run {request.run_id})")
-    ended = await _publish_and_follow(conn, request, show_progress=True, timeout=None)
+    ended = await publish_and_follow(conn, request, show_progress=True, timeout=None)
     _print_summary(ended)
     console.print(
         "The stack keeps running: try `oriole run --maze "
@@ -174,6 +209,34 @@ def worker() -> None:
         await ensure_topics(conn.bootstrap_servers, topics.specs)
         log.info("worker connected to %s", conn.bootstrap_servers)
         await Worker.create(current, conn.bootstrap_servers, topics).run(stop)
+
+    asyncio.run(_until_signalled(main))
+
+
+def projector() -> None:
+    """Run one projector: run events into the PostgreSQL archive and projections.
+
+    Start several to share the load; while PostgreSQL is down they wait and catch up later.
+    """
+    current = settings()
+    configure_logging(current)
+    conn = connection(current)
+    prepare_clients(conn.tansu, faust=False)
+    topics = Topics.from_settings(current)
+    topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+
+    async def main(stop: asyncio.Event) -> None:
+        await wait_for_broker(conn.bootstrap_servers)
+        await ensure_topics(conn.bootstrap_servers, topics.specs)
+        async with open_database(current) as db:
+            log.info("projector connected to %s and %s", conn.bootstrap_servers, redact(db.dsn))
+            await Projector(
+                bootstrap_servers=conn.bootstrap_servers,
+                topics=topics,
+                pool=db.pool,
+                client_id=current.kafka_client_id,
+                batch_size=current.projection_batch_size,
+            ).run(stop)
 
     asyncio.run(_until_signalled(main))
 
@@ -294,22 +357,25 @@ def run(
             console.print(f"published run [bold]{request.run_id}[/]")
         return
     ended = asyncio.run(
-        _publish_and_follow(conn, request, show_progress=not json_output, timeout=timeout)
+        publish_and_follow(conn, request, show_progress=not json_output, timeout=timeout)
     )
-    if json_output:
-        if ended.rejected is not None:
-            print_json(json.loads(ended.rejected.model_dump_json()))
-        elif ended.finished is not None:
-            print_json(
-                {"run_id": request.run_id, **json.loads(ended.finished.payload.model_dump_json())}
-            )
-    else:
-        _print_summary(ended)
+    print_run_result(request, ended, json_output)
     if ended.rejected is not None:
         raise typer.Exit(1)
 
 
-async def _publish_and_follow(
+def print_run_result(request: ExperimentStart, ended: RunEnded, json_output: bool) -> None:
+    if not json_output:
+        _print_summary(ended)
+    elif ended.rejected is not None:
+        print_json(json.loads(ended.rejected.model_dump_json()))
+    elif ended.finished is not None:
+        print_json(
+            {"run_id": request.run_id, **json.loads(ended.finished.payload.model_dump_json())}
+        )
+
+
+async def publish_and_follow(
     conn: Connection, request: ExperimentStart, *, show_progress: bool, timeout: float | None
 ) -> RunEnded:
     limits = request.limits

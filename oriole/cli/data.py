@@ -1,0 +1,239 @@
+"""Commands over the PostgreSQL archive: `oriole db`, `projections`, `replay`, `rerun`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from oriole.admission import Admitted, admit
+from oriole.cli.common import (
+    catalogue,
+    console,
+    err_console,
+    parse_assignments,
+    print_json,
+    settings,
+)
+from oriole.errors import OrioleError
+from oriole.events import RunEvent, RunStarted
+from oriole.kafka.topics import Topics
+from oriole.logs import configure_logging
+from oriole.replay import verify_run
+from oriole.rerun import rerun_document
+from oriole.stack import connection
+from projections.database import DatabaseError, configured_dsn, open_database
+from projections.migrate import applied_migrations, available_migrations
+from projections.replay_source import publish_replay
+from projections.store import rebuild_projections, run_events_of
+
+db_app = typer.Typer(help="The PostgreSQL database: where it is, its schema version.")
+projections_app = typer.Typer(help="Tables derived from the event archive.")
+
+
+class RunNotArchived(OrioleError):
+    """The archive has no events for the run id."""
+
+
+# --- oriole db ------------------------------------------------------------------------------
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the DSN in use, e.g. for `psql "$(oriole db url)"` or a notebook."""
+    dsn = configured_dsn(settings())
+    if dsn is None:
+        raise DatabaseError(
+            "ORIOLE_DATABASE_URL is empty and no `oriole up` is running; the embedded "
+            "PostgreSQL runs while `oriole up` runs (start it, or set ORIOLE_DATABASE_URL)"
+        )
+    console.file.write(dsn + "\n")
+    console.file.flush()
+
+
+@db_app.command("version")
+def db_version(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the schema version of the database and the migrations applied."""
+
+    async def main() -> list[Any]:
+        async with (
+            open_database(settings(), run_migrations=False) as db,
+            db.pool.acquire() as conn,
+        ):
+            return await applied_migrations(conn)
+
+    applied = asyncio.run(main())
+    latest = available_migrations()[-1].version
+    current = applied[-1].version if applied else 0
+    if json_output:
+        print_json(
+            {
+                "version": current,
+                "latest": latest,
+                "applied": [
+                    {"version": m.version, "name": m.name, "applied_at": m.applied_at.isoformat()}
+                    for m in applied
+                ],
+            }
+        )
+        return
+    table = Table(title=f"schema version {current} (this Oriole ships {latest})")
+    table.add_column("version", justify="right")
+    table.add_column("migration")
+    table.add_column("applied at")
+    for m in applied:
+        table.add_row(str(m.version), m.name, m.applied_at.isoformat(timespec="seconds"))
+    console.print(table)
+    if current < latest:
+        console.print(f"{latest - current} migration(s) pending: run `oriole db migrate`")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (`oriole up` also does this at start-up)."""
+
+    async def main() -> int:
+        async with open_database(settings(), run_migrations=False) as db:
+            from projections.migrate import migrate
+
+            async with db.pool.acquire() as conn:
+                return len(await migrate(conn))
+
+    applied = asyncio.run(main())
+    console.print(f"applied {applied} migration(s); schema at {available_migrations()[-1].version}")
+
+
+# --- oriole projections ---------------------------------------------------------------------
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Empty every projection table and refill it from the archive (one transaction)."""
+    configure_logging(settings())
+
+    async def main() -> Any:
+        async with open_database(settings()) as db:
+            return await rebuild_projections(db.pool)
+
+    with console.status("rebuilding projections from the archive..."):
+        result = asyncio.run(main())
+    console.print(
+        f"rebuilt from {result.events_read} archived events: {result.rows_written} rows written"
+    )
+    for problem in result.problems:
+        err_console.print(f"[yellow]not projected:[/] {problem}", highlight=False)
+
+
+# --- oriole replay / rerun ------------------------------------------------------------------
+
+
+async def _archived_run(run_id: str) -> list[RunEvent]:
+    async with open_database(settings()) as db, db.pool.acquire() as conn:
+        events = await run_events_of(conn, run_id)
+    if not events:
+        raise RunNotArchived(f"run {run_id!r} is not in the archive (`oriole db url` to look)")
+    return events
+
+
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The archived run.")],
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Re-derive the run from its decisions and compare (exit 1 on a difference).",
+        ),
+    ] = False,
+    to_topic: Annotated[
+        bool,
+        typer.Option("--to-topic", help="Re-publish the run's events to the replay topic."),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Replay an archived run: verify it, re-publish it, or (by default) print its events."""
+    events = asyncio.run(_archived_run(run_id))
+    failed = False
+    if verify:
+        report = verify_run(events)
+        failed = not report.ok
+        if json_output:
+            print_json(report.to_dict())
+        else:
+            (console if report.ok else err_console).print(report.render(), highlight=False)
+    if to_topic:
+        conn = connection(settings())
+        topics = Topics.from_settings(settings())
+        topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+        replay_id = asyncio.run(publish_replay(conn, topics, events))
+        message = {"run_id": run_id, "topic": topics.runs_replay, "events": len(events)}
+        if json_output:
+            print_json({**message, "replay_id": replay_id})
+        else:
+            console.print(
+                f"replayed {len(events)} events of run {run_id} to {topics.runs_replay} "
+                f"(replay id {replay_id})"
+            )
+    if not verify and not to_topic:
+        for event in events:
+            console.file.write(event.model_dump_json(by_alias=True) + "\n")
+        console.file.flush()
+    if failed:
+        raise typer.Exit(1)
+
+
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The archived run to run again.")],
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a field of the recorded spec: dotted.path=value (JSON value), "
+            "e.g. agent.options.temperature=0.2 or limits.max_footsteps=null; repeatable.",
+        ),
+    ] = None,
+    new_run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Id of the new run (default: generated).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the new run to its end.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    print_event: Annotated[
+        bool, typer.Option("--print-event", help="Print the start event, publish nothing.")
+    ] = False,
+) -> None:
+    """Start a new experiment with an archived run's spec (and overrides), linked to it."""
+    from oriole.cli.stack import print_run_result, publish_and_follow
+    from oriole.client import publish_start
+
+    events = asyncio.run(_archived_run(run_id))
+    started = events[0]
+    if not isinstance(started, RunStarted):
+        raise RunNotArchived(f"run {run_id!r}: the archive does not start with run.started")
+    overrides = parse_assignments(assignments or [], "--set")
+    document = rerun_document(started, overrides, run_id=new_run_id)
+    verdict = admit(document, catalogue().get)
+    if not isinstance(verdict, Admitted):
+        for field, reason in verdict.problems:
+            err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)
+        raise typer.Exit(2)
+    request = verdict.request
+    if print_event:
+        console.file.write(request.model_dump_json() + "\n")
+        return
+    conn = connection(settings())
+    if not wait:
+        asyncio.run(publish_start(conn, request))
+        if json_output:
+            print_json({"run_id": request.run_id, "rerun_of": run_id, "published": True})
+        else:
+            console.print(f"published run [bold]{request.run_id}[/] (rerun of {run_id})")
+        return
+    ended = asyncio.run(
+        publish_and_follow(conn, request, show_progress=not json_output, timeout=None)
+    )
+    print_run_result(request, ended, json_output)
+    if ended.rejected is not None:
+        raise typer.Exit(1)

@@ -1,0 +1,510 @@
+"""Replay verification: re-derive a run from its recorded decisions and compare the outcomes.
+
+This is the determinism check behind ``oriole replay RUN_ID --verify``. The recorded
+decisions (`run.started`, `model.called`, `action.requested`, `run.cancel_requested`, the
+failure's error) are the inputs; everything the rules computed from them (outcomes, vision,
+footsteps, the terminal event) is re-derived through the current core and compared leaf by
+leaf. Pure: no I/O, no clock; a corrupt log never raises, every problem is a `Difference`.
+
+The log is walked in groups, one group per call of a decision function (all events of one
+call share one time):
+
+- ``run.started [run.finished]``: `start_run` (the goal may be in view from the start);
+- ``[model.called] action.requested [action.completed [run.finished]]``: `handle_intent`;
+  an `action.requested` whose outcome was written later (a different time) or never (the
+  processor crashed, then the run was cancelled or failed) is checked as a decision only;
+- ``action.completed [run.finished]`` after such a decision: `handle_tick`'s recovery;
+- ``[model.called] run.finished`` with an error: `handle_failure`;
+- ``run.cancel_requested [run.finished]``: `handle_cancel`;
+- any other lone ``run.finished``: `handle_tick` (duration, or a terminal event re-emitted).
+
+After each group the state continues from the *recorded* events, because later decisions
+were made on what was recorded. A log that ends early is a run still going: events the
+derivation would add after the last recorded one are not differences.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from oriole.events import (
+    ActionCompleted,
+    ActionRequested,
+    CancelRequested,
+    ModelCalled,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+)
+from oriole.experiment import ExperimentStart
+from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.rules import (
+    IdFactory,
+    handle_cancel,
+    handle_failure,
+    handle_intent,
+    handle_tick,
+    start_run,
+)
+from oriole.run_state import RunState
+
+#: Marks a value (or a whole event) that one side has and the other has not.
+MISSING = "<missing>"
+
+#: Envelope fields that are inputs of the rules (``now``, ``new_id``), never compared.
+_NOT_COMPARED = ("time", "event_id")
+
+#: Longest value shown by `Difference.describe`; the full value stays in `to_dict`.
+_SHOW_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One leaf where the recorded log and the re-derived one disagree."""
+
+    seq: int
+    event_type: str
+    path: str
+    recorded: Any
+    derived: Any
+
+    def describe(self) -> str:
+        """One line a person can read without the log at hand."""
+        return (
+            f"seq {self.seq} {self.event_type} {self.path}: "
+            f"recorded {_show(self.recorded)}, derived {_show(self.derived)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "event_type": self.event_type,
+            "path": self.path,
+            "recorded": self.recorded,
+            "derived": self.derived,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of `verify_run`: every difference, in log order."""
+
+    run_id: str
+    events: int
+    differences: tuple[Difference, ...]
+    #: The recorded log has its terminal event; without one the run is still going.
+    finished: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def render(self, limit: int = 50) -> str:
+        """A short human-readable report; at most ``limit`` differences are listed."""
+        state = "" if self.finished else " (run not finished)"
+        if self.ok:
+            return f"run {self.run_id}: {_count(self.events, 'event')} re-derived, identical{state}"
+        count = len(self.differences)
+        lines = [
+            f"run {self.run_id}: {_count(count, 'difference')} "
+            f"in {_count(self.events, 'event')} checked{state}"
+        ]
+        shown = self.differences[: max(0, limit)]
+        lines += [f"  {difference.describe()}" for difference in shown]
+        if count > len(shown):
+            lines.append(f"  ... and {count - len(shown)} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-able data (for ``--json``)."""
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "events": self.events,
+            "finished": self.finished,
+            "differences": [difference.to_dict() for difference in self.differences],
+        }
+
+
+def verify_run(events: Sequence[RunEvent]) -> VerifyReport:
+    """Re-derive ``events`` (one run's log, from seq 1) and report every difference."""
+    if not events:
+        missing = Difference(1, "run.started", "event", MISSING, "run.started")
+        return VerifyReport(MISSING, 0, (missing,))
+    run_id = events[0].run_id
+    structure, end = _check_structure(events)
+    verifier = _Verifier(run_id, events[:end])
+    verifier.run()
+    differences = verifier.differences
+    if end < len(events):
+        stopped = events[end]
+        note = _stopped(stopped, "the log is broken here", len(events) - end, inclusive=True)
+        differences += [*structure[:1], note, *structure[1:]]
+    else:
+        differences += structure
+    finished = any(isinstance(event, RunFinished) for event in events)
+    return VerifyReport(run_id, verifier.checked, tuple(differences), finished)
+
+
+# --- structure --------------------------------------------------------------------------------
+
+
+def _check_structure(events: Sequence[RunEvent]) -> tuple[list[Difference], int]:
+    """Problems of the envelope sequence, and how many leading events can be re-derived."""
+    differences: list[Difference] = []
+    end = len(events)
+    first = events[0]
+    if not isinstance(first, RunStarted):
+        differences.append(Difference(first.seq, first.type, "type", first.type, "run.started"))
+        end = 0
+    previous = 0
+    for index, event in enumerate(events):
+        if event.run_id != first.run_id:
+            differences.append(
+                Difference(event.seq, event.type, "run_id", event.run_id, first.run_id)
+            )
+            end = min(end, index)
+        if event.seq != previous + 1:
+            differences.append(Difference(event.seq, event.type, "seq", event.seq, previous + 1))
+            end = min(end, index)
+        previous = event.seq
+    return differences, end
+
+
+def _stopped(event: RunEvent, why: str, unchecked: int, *, inclusive: bool) -> Difference:
+    """The note that ends verification early, saying how much of the log went unchecked."""
+    which = "from this one on" if inclusive else "after this one"
+    return Difference(
+        event.seq,
+        event.type,
+        "log",
+        why,
+        f"verification stopped: {_count(unchecked, 'event')} {which} not checked",
+    )
+
+
+# --- the walk ---------------------------------------------------------------------------------
+
+
+class _Verifier:
+    """Walks a structurally sound log group by group, comparing and folding as it goes."""
+
+    def __init__(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        self.events = events
+        self.state = RunState(run_id)
+        self.differences: list[Difference] = []
+        self.checked = 0
+        self.last_seq = events[-1].seq if events else 0
+
+    def run(self) -> None:
+        index = 0
+        while index < len(self.events):
+            end = self._group(index)
+            group = self.events[index:end]
+            if not self._fold(group, end):
+                return
+            self.checked = end
+            index = end
+
+    # --- one group ----------------------------------------------------------------------
+
+    def _group(self, index: int) -> int:
+        """Compare the group starting at ``index``; return the index just after it."""
+        event = self.events[index]
+        if isinstance(event, RunStarted):
+            return self._started(index) if index == 0 else index + 1  # folding refuses it
+        if isinstance(event, ModelCalled):
+            following = self._at(index + 1)
+            if isinstance(following, ActionRequested):
+                return self._decision(index, index + 1)
+            if isinstance(following, RunFinished) and following.payload.error is not None:
+                return self._failure(index, index + 1)
+            if following is not None:  # at the end of the log: the rest is still to come
+                self._compare([], [event])
+            return index + 1
+        if isinstance(event, ActionRequested):
+            return self._decision(index, index)
+        if isinstance(event, ActionCompleted):
+            end = self._with_terminal(index + 1, event.time)
+            self._derive(index, end, lambda now, ids: handle_tick(self.state, now=now, new_id=ids))
+            return end
+        if isinstance(event, CancelRequested):
+            following = self._at(index + 1)
+            end = index + 2 if isinstance(following, RunFinished) else index + 1
+            request = CancelRequest.model_construct(
+                run_id=self.state.run_id,
+                reason=event.payload.reason,
+                requested_by=event.payload.requested_by,
+            )
+            self._derive(
+                index,
+                end,
+                lambda now, ids: handle_cancel(self.state, request, now=now, new_id=ids),
+            )
+            return end
+        if event.payload.error is not None:
+            return self._failure(None, index)
+        self._derive(
+            index, index + 1, lambda now, ids: handle_tick(self.state, now=now, new_id=ids)
+        )
+        return index + 1
+
+    def _started(self, index: int) -> int:
+        """`start_run` again, from the recorded spec with its resolved start."""
+        started = self.events[index]
+        assert isinstance(started, RunStarted)
+        end = self._with_terminal(index + 1, started.time)
+        spec = started.payload.spec
+        try:
+            request = ExperimentStart(
+                run_id=started.run_id,
+                requested_at=spec.requested_at,
+                maze=spec.maze,
+                start=spec.start,
+                limits=spec.limits,
+                rules=spec.rules,
+                agent=spec.agent,
+                prompt=spec.prompt,
+                comment=spec.comment,
+                labels=spec.labels,
+                rerun_of=spec.rerun_of,
+            )
+            maze = spec.maze.to_maze()
+        except Exception as error:
+            self._failed_derivation(started, error)
+            return end
+        self._derive(index, end, lambda now, ids: start_run(request, maze, now=now, new_id=ids))
+        return end
+
+    def _decision(self, first: int, requested_at: int) -> int:
+        """``[model.called] action.requested`` and, if written by the same call, its outcome."""
+        requested = self.events[requested_at]
+        assert isinstance(requested, ActionRequested)
+        called = self.events[first] if first < requested_at else None
+        following = self._at(requested_at + 1)
+        together = isinstance(following, ActionCompleted) and following.time == requested.time
+        end = (
+            self._with_terminal(requested_at + 2, requested.time) if together else requested_at + 1
+        )
+        decision = requested.payload
+        intent = AgentIntent.model_construct(
+            intent_id=decision.intent_id,
+            run_id=self.state.run_id,
+            basis_seq=self.state.seq,
+            turn=decision.turn,
+            action=decision.action,
+            reasoning=decision.reasoning,
+            depth=decision.depth,
+            tool_name=decision.tool_name,
+            arguments=decision.arguments,
+            problem=decision.problem,
+            assistant_message=decision.assistant_message,
+            model_call=called.payload if isinstance(called, ModelCalled) else None,
+            sent_at=decision.sent_at,
+        )
+        # Without its outcome in this group, the outcome is checked where it was written
+        # (`handle_tick`'s recovery) or was never written (a crash, then cancel or failure).
+        self._derive(
+            first,
+            end,
+            lambda now, ids: handle_intent(self.state, intent, now=now, new_id=ids),
+            upto=None if together else requested.seq,
+        )
+        return end
+
+    def _failure(self, called_at: int | None, finished_at: int) -> int:
+        finished = self.events[finished_at]
+        assert isinstance(finished, RunFinished) and finished.payload.error is not None
+        called = None if called_at is None else self.events[called_at]
+        error = finished.payload.error
+        failure = AgentFailure.model_construct(
+            run_id=self.state.run_id,
+            error_class=error.error_class,
+            message=error.message,
+            model_call=called.payload if isinstance(called, ModelCalled) else None,
+        )
+        start = finished_at if called_at is None else called_at
+        self._derive(
+            start,
+            finished_at + 1,
+            lambda now, ids: handle_failure(self.state, failure, now=now, new_id=ids),
+        )
+        return finished_at + 1
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _at(self, index: int) -> RunEvent | None:
+        return self.events[index] if index < len(self.events) else None
+
+    def _with_terminal(self, index: int, time: datetime) -> int:
+        """Include a `run.finished` written by the same call (same time, not a failure)."""
+        event = self._at(index)
+        if isinstance(event, RunFinished) and event.time == time and event.payload.error is None:
+            return index + 1
+        return index
+
+    def _derive(
+        self,
+        start: int,
+        end: int,
+        derive: Callable[[datetime, IdFactory], list[RunEvent]],
+        *,
+        upto: int | None = None,
+    ) -> None:
+        """Run one decision function for the group ``events[start:end]`` and compare."""
+        group = list(self.events[start:end])
+        ids = _recorded_ids(group)
+        try:
+            derived = derive(group[-1].time, ids)
+        except Exception as error:
+            self._failed_derivation(group[0], error)
+            return
+        if upto is not None:
+            derived = [event for event in derived if event.seq <= upto]
+        self._compare(derived, group)
+
+    def _compare(self, derived: Sequence[RunEvent], recorded: Sequence[RunEvent]) -> None:
+        by_seq = {event.seq: event for event in recorded}
+        made = {event.seq: event for event in derived}
+        following = self._at_seq(max(by_seq) + 1) if by_seq else None
+        for seq in sorted(by_seq.keys() | made.keys()):
+            old, new = by_seq.get(seq), made.get(seq)
+            if old is not None and new is not None:
+                self._compare_event(old, new)
+            elif old is not None:
+                self.differences.append(Difference(seq, old.type, "event", _summary(old), MISSING))
+            elif new is not None and self._expected_here(new, following):
+                self.differences.append(Difference(seq, new.type, "event", MISSING, _summary(new)))
+
+    def _expected_here(self, derived: RunEvent, following: RunEvent | None) -> bool:
+        """Whether a derived event absent from its group should be in the log already."""
+        if derived.seq > self.last_seq:
+            return False  # the log ends first: a run still going (or cut short), not a mismatch
+        # A terminal event written later on its own is `handle_tick` re-checking the stop
+        # rules after a crash (the first one was lost); that group checks it.
+        rechecked = isinstance(following, RunFinished) and following.payload.error is None
+        return not (isinstance(derived, RunFinished) and rechecked)
+
+    def _at_seq(self, seq: int) -> RunEvent | None:
+        index = seq - 1  # the walked log is gap-free from seq 1
+        return self.events[index] if 0 <= index < len(self.events) else None
+
+    def _compare_event(self, recorded: RunEvent, derived: RunEvent) -> None:
+        if recorded.type != derived.type:
+            self.differences.append(
+                Difference(recorded.seq, recorded.type, "type", recorded.type, derived.type)
+            )
+            return
+        old, new = _data(recorded), _data(derived)
+        if isinstance(recorded, RunStarted):
+            # A default start moved with a warning comes back as an explicit start.
+            for data in (old, new):
+                data["payload"].pop("warnings", None)
+        for path, left, right in _leaf_differences("", old, new):
+            self.differences.append(Difference(recorded.seq, recorded.type, path, left, right))
+
+    def _failed_derivation(self, event: RunEvent, error: Exception) -> None:
+        self.differences.append(
+            Difference(
+                event.seq, event.type, "derivation", event.type, f"error: {_error_text(error)}"
+            )
+        )
+
+    def _fold(self, group: Sequence[RunEvent], end: int) -> bool:
+        """Continue from the recorded events; report and stop at one that cannot be folded."""
+        for event in group:
+            try:
+                self.state.apply(event)
+            except Exception as error:
+                why = f"cannot be applied: {_error_text(error)}"
+                self.differences.append(
+                    _stopped(event, why, len(self.events) - end, inclusive=False)
+                )
+                self.checked = end
+                return False
+        return True
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _recorded_ids(group: Sequence[RunEvent]) -> IdFactory:
+    """The group's own event ids, so derived events carry the same ids; zeros beyond."""
+    recorded: Iterator[uuid.UUID] = iter([event.event_id for event in group])
+
+    def new_id() -> uuid.UUID:
+        return next(recorded, uuid.UUID(int=0))
+
+    return new_id
+
+
+def _data(event: RunEvent) -> dict[str, Any]:
+    data = event.model_dump(mode="json", by_alias=True)
+    for name in _NOT_COMPARED:
+        data.pop(name, None)
+    return data
+
+
+def _summary(event: RunEvent) -> dict[str, Any]:
+    """An event that has no counterpart: its type and payload say what it is."""
+    data = _data(event)
+    return {"type": data["type"], "payload": data["payload"]}
+
+
+def _is_leaf(value: Any) -> bool:
+    """Points and number tuples (a seen tile) read best whole; other containers are opened."""
+    if isinstance(value, dict):
+        return set(value) == {"x", "y"}
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(item, int | float) for item in value)
+    return True
+
+
+def _equal(left: Any, right: Any) -> bool:
+    """Deep equality as JSON sees it (``True`` is not ``1``)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_equal(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_equal, left, right))
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    return bool(left == right)
+
+
+def _leaf_differences(path: str, recorded: Any, derived: Any) -> Iterator[tuple[str, Any, Any]]:
+    """``(path, recorded, derived)`` for every differing leaf, in document order."""
+    opened = not (_is_leaf(recorded) and _is_leaf(derived))
+    if opened and isinstance(recorded, dict) and isinstance(derived, dict):
+        for key in list(recorded) + [key for key in derived if key not in recorded]:
+            yield from _leaf_differences(
+                f"{path}.{key}" if path else str(key),
+                recorded.get(key, MISSING),
+                derived.get(key, MISSING),
+            )
+    elif opened and isinstance(recorded, list) and isinstance(derived, list):
+        for index in range(max(len(recorded), len(derived))):
+            yield from _leaf_differences(
+                f"{path}[{index}]",
+                recorded[index] if index < len(recorded) else MISSING,
+                derived[index] if index < len(derived) else MISSING,
+            )
+    elif not _equal(recorded, derived):
+        yield path or "event", recorded, derived
+
+
+def _show(value: Any) -> str:
+    text = MISSING if value == MISSING else repr(value)
+    return text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 3] + "..."
+
+
+def _error_text(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

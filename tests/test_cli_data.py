@@ -1,0 +1,116 @@
+"""`oriole up` with the embedded PostgreSQL, then the archive commands as a user runs them.
+
+After the stack has stopped (its memory-only broker and topics gone), replay still works from
+the archive alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from oriole import generators
+from tests.test_cli_stack import DEADLINE, _env, _wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def oriole(home: Path, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oriole", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def query(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def main() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [dict(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def test_archive_commands_with_the_embedded_database(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "mazes").mkdir(parents=True)
+    maze = generators.generate("backtracker", 21, 21, seed=5, name="lab")
+    maze.save(home / "mazes" / "lab.json")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "oriole", "up"], env=_env(home), stdout=out, stderr=out
+        )
+    stack_file = home / "stack.json"
+    try:
+        _wait_for(stack_file.exists, "the stack file", up, log)
+        url = oriole(home, "db", "url")
+        assert url.returncode == 0, url.stderr
+        dsn = url.stdout.strip()
+        assert dsn.startswith("postgresql://")
+        version = oriole(home, "db", "version", "--json")
+        assert version.returncode == 0, version.stderr
+        assert json.loads(version.stdout)["version"] == json.loads(version.stdout)["latest"]
+
+        run = oriole(
+            home, "run", "--maze", "lab", "--agent", "builtin:random", "--seed", "4",
+            "--run-id", "run-one", "--max-moves", "60", "--wait", "--json",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        summary = json.loads(run.stdout)
+        deadline = time.monotonic() + DEADLINE
+        finished = "SELECT 1 FROM experiments WHERE run_id = $1 AND status <> 'running'"
+        while not query(dsn, finished, "run-one"):
+            assert time.monotonic() < deadline, "the run never reached the projections"
+            time.sleep(0.2)
+        (row,) = query(dsn, "SELECT * FROM experiments WHERE run_id = 'run-one'")
+        assert row["footsteps"] == summary["footsteps"]
+        assert row["stop_reason"] == summary["stop_reason"]
+
+        rerun = oriole(
+            home, "rerun", "run-one", "--set", "agent.seed=9", "--set", "limits.max_footsteps=20",
+            "--run-id", "run-two", "--wait", "--json",
+        )  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["footsteps"] <= 20
+        bad = oriole(home, "rerun", "run-one", "--set", "agent.options.temprature=0.2")
+        assert bad.returncode == 2
+        assert "agent.options.temprature" in bad.stderr
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+            raise
+    assert up.returncode == 0, log.read_text()[-3000:]
+
+    # The broker is gone with everything it held; the archive is not.
+    verify = oriole(home, "replay", "run-one", "--verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "identical" in verify.stdout
+    printed = oriole(home, "replay", "run-two")
+    assert printed.returncode == 0, printed.stderr
+    events = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["payload"]["spec"]["rerun_of"] == "run-one"
+    assert events[0]["payload"]["spec"]["agent"]["seed"] == 9
+    missing = oriole(home, "replay", "no-such-run", "--verify")
+    assert missing.returncode == 2
+    assert "not in the archive" in missing.stderr
