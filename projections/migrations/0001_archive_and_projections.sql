@@ -62,7 +62,7 @@ CREATE TABLE experiments (
     max_actions           integer,
     max_duration_seconds  double precision,
     max_tokens            bigint,
-    max_cost_usd          numeric(14, 6),
+    max_cost_usd          numeric(20, 10),
     goal_rule             text        NOT NULL,
     requested_at          timestamptz NOT NULL,
     started_at            timestamptz NOT NULL,
@@ -84,7 +84,7 @@ CREATE TABLE experiments (
     model_calls           integer     NOT NULL DEFAULT 0,
     input_tokens          bigint      NOT NULL DEFAULT 0,
     output_tokens         bigint      NOT NULL DEFAULT 0,
-    cost_usd              numeric(14, 6) NOT NULL DEFAULT 0,
+    cost_usd              numeric(20, 10) NOT NULL DEFAULT 0,
     duration_seconds      double precision,
     error_class           text,
     error_message         text,
@@ -98,6 +98,7 @@ CREATE INDEX experiments_maze_idx ON experiments (maze_hash);
 CREATE INDEX experiments_started_idx ON experiments (started_at DESC);
 CREATE INDEX experiments_running_idx ON experiments (started_at) WHERE status = 'running';
 CREATE INDEX experiments_comment_idx ON experiments USING gin (to_tsvector('simple', coalesce(comment, '')));
+CREATE INDEX experiments_comment_prefix_idx ON experiments (comment text_pattern_ops);
 CREATE INDEX experiments_rerun_of_idx ON experiments (rerun_of) WHERE rerun_of IS NOT NULL;
 
 -- One row per action (decision + outcome).
@@ -128,7 +129,7 @@ CREATE TABLE agent_actions (
     call_id            text,
     input_tokens       integer,
     output_tokens      integer,
-    cost_usd           numeric(14, 6),
+    cost_usd           numeric(20, 10),
     inference_ms       double precision,
     prompt_eval_ms     double precision,
     eval_ms            double precision,
@@ -152,7 +153,7 @@ CREATE TABLE model_calls (
     model              text        NOT NULL,
     input_tokens       integer     NOT NULL,
     output_tokens      integer     NOT NULL,
-    cost_usd           numeric(14, 6) NOT NULL,
+    cost_usd           numeric(20, 10) NOT NULL,
     duration_ms        double precision,
     prompt_eval_ms     double precision,
     eval_ms            double precision,

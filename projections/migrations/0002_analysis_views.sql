@@ -7,8 +7,10 @@
 --   * every division is guarded with NULLIF: a ratio whose denominator is zero is NULL, while
 --     a real zero (0 recalls, $0 cost, 0 % success) stays 0;
 --   * percentages and other ratios are rounded to 2 decimals, money to 6 (the stored scale);
---   * per-run figures are aggregated in LATERAL subqueries keyed on run_id, so a query that
---     filters experiments (one run, one comment, one model) reads only those runs' rows.
+--   * per-run views aggregate agent_actions and model_calls in LATERAL subqueries keyed on
+--     run_id, so a query that filters them (one run, one comment, one model) reads only those
+--     runs' rows; the per-model and per-prompt statistics read every finished run anyway and
+--     use one grouped pass over agent_actions instead.
 
 -- 95 % Wilson score interval of a success rate, in percent (NULL when there are no trials).
 -- Unlike the plain k/n +- z*sqrt(...) interval it stays inside 0..100 and is meaningful for
@@ -94,34 +96,52 @@ COMMENT ON VIEW v_experiment_summary IS
     'One row per finished run: outcome, effort, tokens and cost, move success, recalls';
 
 
--- One row per (provider, model_name) over finished runs.
+-- One row per (provider, model_name) over finished runs. These statistics read every
+-- finished run, so the action counts come from one grouped pass over agent_actions (a hash
+-- aggregate) rather than one LATERAL lookup per run. Runs without actions count 0.
 CREATE VIEW v_model_performance AS
-SELECT s.provider,
-       s.model_name,
+SELECT e.provider,
+       e.model_name,
        count(*) AS experiments,
-       count(*) FILTER (WHERE s.success) AS successful_experiments,
-       count(*) FILTER (WHERE s.status = 'failed') AS failed_experiments,
-       count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled_experiments,
-       round(100.0 * count(*) FILTER (WHERE s.success) / count(*), 2) AS success_rate_pct,
-       wilson_ci_low_pct(count(*) FILTER (WHERE s.success), count(*)) AS success_rate_ci_low_pct,
-       wilson_ci_high_pct(count(*) FILTER (WHERE s.success), count(*)) AS success_rate_ci_high_pct,
-       round(avg(s.total_actions), 2) AS avg_actions,
-       round(avg(s.total_turns), 2) AS avg_turns,
-       round(avg(s.duration_seconds)::numeric, 2) AS avg_duration_seconds,
-       round(avg(s.successful_moves), 2) AS avg_footsteps,
-       round(avg(s.total_tokens), 2) AS avg_total_tokens,
-       round(sum(s.total_tokens) / NULLIF(sum(s.total_actions), 0), 2) AS tokens_per_action,
-       round(avg(s.cost_usd), 6) AS cost_per_experiment,
-       round(sum(s.cost_usd) / NULLIF(sum(s.total_actions), 0), 6) AS cost_per_action,
-       sum(s.cost_usd) AS total_cost_usd,
-       round(sum(s.cost_usd) / NULLIF(count(*) FILTER (WHERE s.success), 0), 6)
+       count(*) FILTER (WHERE e.success) AS successful_experiments,
+       count(*) FILTER (WHERE e.status = 'failed') AS failed_experiments,
+       count(*) FILTER (WHERE e.status = 'cancelled') AS cancelled_experiments,
+       round(100.0 * count(*) FILTER (WHERE e.success) / count(*), 2) AS success_rate_pct,
+       wilson_ci_low_pct(count(*) FILTER (WHERE e.success), count(*)) AS success_rate_ci_low_pct,
+       wilson_ci_high_pct(count(*) FILTER (WHERE e.success), count(*)) AS success_rate_ci_high_pct,
+       round(avg(e.actions), 2) AS avg_actions,
+       round(avg(e.turns), 2) AS avg_turns,
+       round(sum(e.actions)::numeric / NULLIF(sum(e.turns), 0), 2) AS actions_per_turn,
+       round(avg(e.duration_seconds)::numeric, 2) AS avg_duration_seconds,
+       round(avg(e.footsteps), 2) AS avg_footsteps,
+       round(avg(e.input_tokens + e.output_tokens), 2) AS avg_total_tokens,
+       round(sum(e.input_tokens + e.output_tokens) / NULLIF(sum(e.actions), 0), 2)
+           AS tokens_per_action,
+       round(avg(e.cost_usd), 6) AS cost_per_experiment,
+       round(sum(e.cost_usd) / NULLIF(sum(e.actions), 0), 6) AS cost_per_action,
+       sum(e.cost_usd) AS total_cost_usd,
+       round(sum(e.cost_usd) / NULLIF(count(*) FILTER (WHERE e.success), 0), 6)
            AS cost_per_success,
-       round(100.0 * sum(s.successful_moves)
-             / NULLIF(sum(s.successful_moves + s.failed_moves), 0), 2) AS move_success_rate_pct,
-       round(avg(s.recall_count), 2) AS recalls_per_experiment,
-       round(avg(s.total_actions) FILTER (WHERE s.success), 2) AS avg_actions_to_goal
-  FROM v_experiment_summary s
- GROUP BY s.provider, s.model_name;
+       round(100.0 * sum(a.successful_moves) / NULLIF(sum(a.moves), 0), 2)
+           AS move_success_rate_pct,
+       round(avg(coalesce(a.recalls, 0)), 2) AS recalls_per_experiment,
+       round(avg(coalesce(a.no_tool_calls, 0)), 2) AS no_tool_calls_per_experiment,
+       round(avg(e.actions) FILTER (WHERE e.success), 2) AS avg_actions_to_goal
+  FROM experiments e
+  LEFT JOIN (
+       SELECT x.run_id,
+              count(*) FILTER (WHERE x.action_type IN ('move_north', 'move_south',
+                                                       'move_east', 'move_west')) AS moves,
+              count(*) FILTER (WHERE x.action_type IN ('move_north', 'move_south',
+                                                       'move_east', 'move_west')
+                                 AND x.success) AS successful_moves,
+              count(*) FILTER (WHERE x.action_type LIKE 'recall%') AS recalls,
+              count(*) FILTER (WHERE x.action_type = 'no_tool_call') AS no_tool_calls
+         FROM agent_actions x
+        GROUP BY x.run_id
+       ) a ON a.run_id = e.run_id
+ WHERE e.status <> 'running'
+ GROUP BY e.provider, e.model_name;
 
 COMMENT ON VIEW v_model_performance IS
     'One row per provider and model over finished runs, with a 95 % Wilson interval of the success rate';
@@ -129,35 +149,49 @@ COMMENT ON VIEW v_model_performance IS
 
 -- One row per (prompt_version, provider, model_name) over finished runs: prompt A/B tests.
 CREATE VIEW v_prompt_variant_analysis AS
-SELECT s.prompt_version,
-       s.provider,
-       s.model_name,
+SELECT e.prompt_version,
+       e.provider,
+       e.model_name,
        count(*) AS experiments,
-       count(*) FILTER (WHERE s.success) AS successful_experiments,
-       count(*) FILTER (WHERE s.status = 'failed') AS failed_experiments,
-       count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled_experiments,
-       round(100.0 * count(*) FILTER (WHERE s.success) / count(*), 2) AS success_rate_pct,
-       wilson_ci_low_pct(count(*) FILTER (WHERE s.success), count(*)) AS success_rate_ci_low_pct,
-       wilson_ci_high_pct(count(*) FILTER (WHERE s.success), count(*)) AS success_rate_ci_high_pct,
-       round(avg(s.total_actions), 2) AS avg_actions,
-       round(avg(s.total_turns), 2) AS avg_turns,
-       round(avg(s.avg_actions_per_turn), 2) AS avg_actions_per_turn,
-       round(avg(s.duration_seconds)::numeric, 2) AS avg_duration_seconds,
-       round(avg(s.successful_moves), 2) AS avg_footsteps,
-       round(avg(s.total_tokens), 2) AS avg_total_tokens,
-       round(sum(s.total_tokens) / NULLIF(sum(s.total_actions), 0), 2) AS tokens_per_action,
-       round(avg(s.cost_usd), 6) AS cost_per_experiment,
-       round(sum(s.cost_usd) / NULLIF(sum(s.total_actions), 0), 6) AS cost_per_action,
-       sum(s.cost_usd) AS total_cost_usd,
-       round(sum(s.cost_usd) / NULLIF(count(*) FILTER (WHERE s.success), 0), 6)
+       count(*) FILTER (WHERE e.success) AS successful_experiments,
+       count(*) FILTER (WHERE e.status = 'failed') AS failed_experiments,
+       count(*) FILTER (WHERE e.status = 'cancelled') AS cancelled_experiments,
+       round(100.0 * count(*) FILTER (WHERE e.success) / count(*), 2) AS success_rate_pct,
+       wilson_ci_low_pct(count(*) FILTER (WHERE e.success), count(*)) AS success_rate_ci_low_pct,
+       wilson_ci_high_pct(count(*) FILTER (WHERE e.success), count(*)) AS success_rate_ci_high_pct,
+       round(avg(e.actions), 2) AS avg_actions,
+       round(avg(e.turns), 2) AS avg_turns,
+       round(sum(e.actions)::numeric / NULLIF(sum(e.turns), 0), 2) AS actions_per_turn,
+       round(avg(e.duration_seconds)::numeric, 2) AS avg_duration_seconds,
+       round(avg(e.footsteps), 2) AS avg_footsteps,
+       round(avg(e.input_tokens + e.output_tokens), 2) AS avg_total_tokens,
+       round(sum(e.input_tokens + e.output_tokens) / NULLIF(sum(e.actions), 0), 2)
+           AS tokens_per_action,
+       round(avg(e.cost_usd), 6) AS cost_per_experiment,
+       round(sum(e.cost_usd) / NULLIF(sum(e.actions), 0), 6) AS cost_per_action,
+       sum(e.cost_usd) AS total_cost_usd,
+       round(sum(e.cost_usd) / NULLIF(count(*) FILTER (WHERE e.success), 0), 6)
            AS cost_per_success,
-       round(100.0 * sum(s.successful_moves)
-             / NULLIF(sum(s.successful_moves + s.failed_moves), 0), 2) AS move_success_rate_pct,
-       round(avg(s.recall_count), 2) AS recalls_per_experiment,
-       round(avg(s.no_tool_calls), 2) AS no_tool_calls_per_experiment,
-       round(avg(s.total_actions) FILTER (WHERE s.success), 2) AS avg_actions_to_goal
-  FROM v_experiment_summary s
- GROUP BY s.prompt_version, s.provider, s.model_name;
+       round(100.0 * sum(a.successful_moves) / NULLIF(sum(a.moves), 0), 2)
+           AS move_success_rate_pct,
+       round(avg(coalesce(a.recalls, 0)), 2) AS recalls_per_experiment,
+       round(avg(coalesce(a.no_tool_calls, 0)), 2) AS no_tool_calls_per_experiment,
+       round(avg(e.actions) FILTER (WHERE e.success), 2) AS avg_actions_to_goal
+  FROM experiments e
+  LEFT JOIN (
+       SELECT x.run_id,
+              count(*) FILTER (WHERE x.action_type IN ('move_north', 'move_south',
+                                                       'move_east', 'move_west')) AS moves,
+              count(*) FILTER (WHERE x.action_type IN ('move_north', 'move_south',
+                                                       'move_east', 'move_west')
+                                 AND x.success) AS successful_moves,
+              count(*) FILTER (WHERE x.action_type LIKE 'recall%') AS recalls,
+              count(*) FILTER (WHERE x.action_type = 'no_tool_call') AS no_tool_calls
+         FROM agent_actions x
+        GROUP BY x.run_id
+       ) a ON a.run_id = e.run_id
+ WHERE e.status <> 'running'
+ GROUP BY e.prompt_version, e.provider, e.model_name;
 
 COMMENT ON VIEW v_prompt_variant_analysis IS
     'One row per prompt version, provider and model over finished runs (prompt A/B tests)';
