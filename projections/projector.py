@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from oriole.events import RunEvent
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
-from oriole.kafka.codec import UndecodableMessage, dead_letter, decode_run_event, encode
+from oriole.kafka.codec import UndecodableMessage, dead_letter_for, decode_run_event
 from oriole.kafka.topics import Topics
 from projections.database import CONNECTION_ERRORS
 from projections.store import BatchResult, store_batch
@@ -122,22 +122,7 @@ class Projector:
                     events.append(decode_run_event(record.value))
                 except (UndecodableMessage, pydantic.ValidationError) as exc:
                     EVENTS.labels("undecodable").inc()
-                    log.warning(
-                        "undecodable run event %s[%s]@%s to the dead-letter topic: %s",
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        exc,
-                    )
-                    letter = dead_letter(
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        value=record.value,
-                        error=exc,
-                    )
-                    letters.append(encode(self.topics.deadletter, letter, None))
+                    letters.append(dead_letter_for(record, exc, self.topics.deadletter))
         result = await self._store(events, stop)
         if result is None:
             return  # stopping: nothing committed, the batch is redelivered

@@ -38,7 +38,7 @@ from oriole.kafka.codec import (
     Outgoing,
     StartCommand,
     UndecodableMessage,
-    dead_letter,
+    dead_letter_for,
     decode_command,
     encode,
     json_object,
@@ -176,24 +176,8 @@ class MazeProcessor:
             await asyncio.gather(*sent)
 
     def _dead_letter(self, record: Any, error: BaseException) -> None:
-        log.warning(
-            "message %s[%s]@%s to the dead-letter topic: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            error,
-        )
-        letter = dead_letter(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            error=error,
-        )
         metrics.DEAD_LETTERS.labels(record.topic).inc()
-        key = None if record.key is None else record.key.decode(errors="replace")
-        self._send(encode(self.topics.deadletter, letter, key))
+        self._send(dead_letter_for(record, error, self.topics.deadletter))
 
     # --- ingress: starts and control from the outside world ----------------------------
 

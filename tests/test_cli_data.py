@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import asyncpg
 import pytest
 
 from oriole import generators
-from tests.test_cli_stack import DEADLINE, _env, _wait_for
+from tests.test_cli_stack import DEADLINE, _env, _wait_for, stop_up
 
 pytestmark = pytest.mark.slow
 
@@ -92,13 +91,7 @@ def test_archive_commands_with_the_embedded_database(tmp_path: Path) -> None:
         assert bad.returncode == 2
         assert "agent.options.temprature" in bad.stderr
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-            raise
+        stop_up(up)
     assert up.returncode == 0, log.read_text()[-3000:]
 
     # The broker is gone with everything it held; the archive is not.

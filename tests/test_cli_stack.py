@@ -38,6 +38,17 @@ def _wait_for(predicate, what: str, process: subprocess.Popen[bytes], log: Path)
         time.sleep(0.1)
 
 
+def stop_up(up: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as a service manager sends it; a stack that does not stop is killed."""
+    up.send_signal(signal.SIGTERM)
+    try:
+        up.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        up.wait()
+        raise
+
+
 def test_up_then_run_without_flags_then_sigterm(tmp_path: Path) -> None:
     home = tmp_path / "home"
     maze = generators.generate("open-field", 30, 20, seed=2, name="field")
@@ -88,13 +99,7 @@ def test_up_then_run_without_flags_then_sigterm(tmp_path: Path) -> None:
         assert rejected.returncode == 2
         assert "start: (0,0) is a wall tile in maze field" in rejected.stderr
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-            raise
+        stop_up(up)
     assert up.returncode == 0, log.read_text()[-3000:]
     assert not stack_file.exists()
     assert "Oriole stopped." in log.read_text()

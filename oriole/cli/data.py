@@ -205,8 +205,7 @@ def rerun(
     ] = False,
 ) -> None:
     """Start a new experiment with an archived run's spec (and overrides), linked to it."""
-    from oriole.cli.stack import print_run_result, publish_and_follow
-    from oriole.client import publish_start
+    from oriole.cli.stack import start_experiment
 
     events = asyncio.run(_archived_run(run_id))
     started = events[0]
@@ -223,17 +222,4 @@ def rerun(
     if print_event:
         console.file.write(request.model_dump_json() + "\n")
         return
-    conn = connection(settings())
-    if not wait:
-        asyncio.run(publish_start(conn, request))
-        if json_output:
-            print_json({"run_id": request.run_id, "rerun_of": run_id, "published": True})
-        else:
-            console.print(f"published run [bold]{request.run_id}[/] (rerun of {run_id})")
-        return
-    ended = asyncio.run(
-        publish_and_follow(conn, request, show_progress=not json_output, timeout=None)
-    )
-    print_run_result(request, ended, json_output)
-    if ended.rejected is not None:
-        raise typer.Exit(1)
+    start_experiment(request, wait=wait, json_output=json_output, note=f" (rerun of {run_id})")

@@ -192,21 +192,30 @@ async def _demo(current: Settings, worker: Worker, info: StackInfo) -> None:
 # --- oriole worker --------------------------------------------------------------------------
 
 
-def worker() -> None:
-    """Run one worker (maze processor + agent runner) against the configured Kafka.
-
-    Start several to share the load: they form consumer groups and split the partitions.
-    """
+def _service_setup() -> tuple[Settings, Connection, Topics]:
+    """Settings, logging, the broker to join and its topics, for a long-running service."""
     current = settings()
     configure_logging(current)
     conn = connection(current)
     prepare_clients(conn.tansu, faust=False)
     topics = Topics.from_settings(current)
-    topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+    return current, conn, Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+
+
+async def _connect(conn: Connection, topics: Topics) -> None:
+    await wait_for_broker(conn.bootstrap_servers)
+    await ensure_topics(conn.bootstrap_servers, topics.specs)
+
+
+def worker() -> None:
+    """Run one worker (maze processor + agent runner) against the configured Kafka.
+
+    Start several to share the load: they form consumer groups and split the partitions.
+    """
+    current, conn, topics = _service_setup()
 
     async def main(stop: asyncio.Event) -> None:
-        await wait_for_broker(conn.bootstrap_servers)
-        await ensure_topics(conn.bootstrap_servers, topics.specs)
+        await _connect(conn, topics)
         log.info("worker connected to %s", conn.bootstrap_servers)
         await Worker.create(current, conn.bootstrap_servers, topics).run(stop)
 
@@ -218,16 +227,10 @@ def projector() -> None:
 
     Start several to share the load; while PostgreSQL is down they wait and catch up later.
     """
-    current = settings()
-    configure_logging(current)
-    conn = connection(current)
-    prepare_clients(conn.tansu, faust=False)
-    topics = Topics.from_settings(current)
-    topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
+    current, conn, topics = _service_setup()
 
     async def main(stop: asyncio.Event) -> None:
-        await wait_for_broker(conn.bootstrap_servers)
-        await ensure_topics(conn.bootstrap_servers, topics.specs)
+        await _connect(conn, topics)
         async with open_database(current) as db:
             log.info("projector connected to %s and %s", conn.bootstrap_servers, redact(db.dsn))
             await Projector(
@@ -348,13 +351,26 @@ def run(
     if print_event:
         console.file.write(request.model_dump_json() + "\n")
         return
+    start_experiment(request, wait=wait, json_output=json_output, timeout=timeout)
+
+
+def start_experiment(
+    request: ExperimentStart,
+    *,
+    wait: bool,
+    json_output: bool,
+    timeout: float | None = None,
+    note: str = "",
+) -> None:
+    """Publish an admitted start event; with ``wait``, follow the run and print its result."""
     conn = connection(settings())
     if not wait:
         asyncio.run(publish_start(conn, request))
         if json_output:
-            print_json({"run_id": request.run_id, "published": True})
+            extra = {"rerun_of": request.rerun_of} if request.rerun_of else {}
+            print_json({"run_id": request.run_id, **extra, "published": True})
         else:
-            console.print(f"published run [bold]{request.run_id}[/]")
+            console.print(f"published run [bold]{request.run_id}[/]{note}")
         return
     ended = asyncio.run(
         publish_and_follow(conn, request, show_progress=not json_output, timeout=timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ from oriole.events import DeadLetter, RunEvent, parse_run_event
 from oriole.experiment import ExperimentStart
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
 from oriole.schema_base import SCHEMA_VERSION, WireModel
+
+log = logging.getLogger("oriole.kafka")
 
 Headers = list[tuple[str, bytes]]
 
@@ -127,3 +130,24 @@ def dead_letter(
         error_class=type(error).__name__,
         error=str(error)[:10_000],
     )
+
+
+def dead_letter_for(record: Any, error: BaseException, deadletter_topic: str) -> Outgoing:
+    """The dead-letter message for a consumed record that could not be used (logged)."""
+    log.warning(
+        "message %s[%s]@%s to the dead-letter topic: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        error,
+    )
+    letter = dead_letter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        error=error,
+    )
+    key = None if record.key is None else record.key.decode(errors="replace")
+    return encode(deadletter_topic, letter, key)
