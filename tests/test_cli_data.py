@@ -81,6 +81,12 @@ def test_archive_commands_with_the_embedded_database(tmp_path: Path) -> None:
         assert row["footsteps"] == summary["footsteps"]
         assert row["stop_reason"] == summary["stop_reason"]
 
+        replayed = oriole(home, "replay", "run-one", "--to-topic", "--json")
+        assert replayed.returncode == 0, replayed.stderr
+        published = json.loads(replayed.stdout)
+        assert published["topic"] == "oriole.runs.replay"
+        assert published["events"] == len(oriole(home, "replay", "run-one").stdout.splitlines())
+
         rerun = oriole(
             home, "rerun", "run-one", "--set", "agent.seed=9", "--set", "limits.max_footsteps=20",
             "--run-id", "run-two", "--wait", "--json",

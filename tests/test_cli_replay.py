@@ -67,6 +67,18 @@ def test_verify_passes_on_every_builtin_agent_and_fails_on_a_corrupt_archive(
         assert result.returncode == 0, result.stderr
         assert f"run {run_id}: {len(events)} events re-derived, identical" in result.stdout
 
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "oriole", "projections", "rebuild"],
+        env=_env(home) | {"ORIOLE_DATABASE_URL": pg_dsn},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    archived = sum(len(events) for events in logs.values()) * 2
+    assert f"rebuilt from {archived} archived events" in rebuilt.stdout
+
     bad = replay(home, pg_dsn, "run-frontier-bad", "--verify")
     assert bad.returncode == 1
     to = third.payload.to

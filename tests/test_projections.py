@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -14,7 +15,12 @@ import pytest
 import pytest_asyncio
 
 from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunFinished
-from projections.migrate import applied_migrations, available_migrations, migrate
+from projections.migrate import (
+    MigrationError,
+    applied_migrations,
+    available_migrations,
+    migrate,
+)
 from projections.rows import project
 from projections.store import project_events, rebuild_projections, store_batch
 from tests.projection_support import agent_run, llm_like_run, snapshot
@@ -202,13 +208,32 @@ def test_a_corrupt_log_is_reported_not_projected() -> None:
 
 
 @pytest.mark.asyncio
-async def test_migrations_apply_once_and_concurrently(pg_dsn: str) -> None:
-    conns = [await asyncpg.connect(pg_dsn) for _ in range(3)]
+async def test_migrations_apply_once_even_when_started_concurrently(pg_template: str) -> None:
+    from tests import pg_support
+
+    name = await asyncio.to_thread(pg_support.create_database, "template0")  # empty
     try:
-        applied = [await migrate(c) for c in conns]  # the template is already migrated
-        assert applied == [[], [], []]
-        history = await applied_migrations(conns[0])
-        assert [m.version for m in history] == [m.version for m in available_migrations()]
+        conns = [await asyncpg.connect(pg_support.dsn_for(name)) for _ in range(3)]
+        try:
+            applied = await asyncio.gather(*(migrate(c) for c in conns))
+            versions = sorted(len(batch) for batch in applied)
+            assert versions == [0, 0, len(available_migrations())]  # one migrated, two waited
+            history = await applied_migrations(conns[0])
+            assert [m.version for m in history] == [m.version for m in available_migrations()]
+            assert [await migrate(c) for c in conns] == [[], [], []]
+        finally:
+            for conn in conns:
+                await conn.close()
     finally:
-        for conn in conns:
-            await conn.close()
+        await asyncio.to_thread(pg_support.drop_database, name)
+
+
+@pytest.mark.asyncio
+async def test_an_edited_migration_is_refused(pg_dsn: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("UPDATE oriole_migrations SET checksum = 'sha256:0' WHERE version = 1")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate(conn)
+    finally:
+        await conn.close()
