@@ -111,6 +111,32 @@ class Projector:
             await stop_quietly(self._consumer)
             await stop_quietly(self._producer)
 
+    async def drain(self, timeout: float) -> bool:
+        """Wait until everything on the run events topic *now* is archived (or timeout).
+
+        Used at shutdown after the workers stopped: with the embedded broker, events not
+        archived before it stops are gone for good.
+        """
+        consumer = self._consumer
+        if consumer is None or not consumer.assignment():
+            return True
+        assigned = list(consumer.assignment())
+        ends = await consumer.end_offsets(assigned)
+
+        async def caught_up() -> None:
+            while True:
+                committed = [await consumer.committed(tp) or 0 for tp in assigned]
+                if all(done >= ends[tp] for done, tp in zip(committed, assigned, strict=True)):
+                    return
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(caught_up(), timeout)
+        except TimeoutError:
+            log.warning("stopping before every run event was archived (timed out)")
+            return False
+        return True
+
     async def _handle(self, batches: dict[Any, list[Any]], stop: asyncio.Event) -> None:
         events: list[RunEvent] = []
         offsets: dict[Any, int] = {}

@@ -113,3 +113,58 @@ def test_archive_commands_with_the_embedded_database(tmp_path: Path) -> None:
     missing = oriole(home, "replay", "no-such-run", "--verify")
     assert missing.returncode == 2
     assert "not in the archive" in missing.stderr
+
+
+def start_up(home: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "oriole", "up"], env=_env(home), stdout=out, stderr=out
+        )
+
+
+def test_a_run_in_progress_survives_restarting_the_embedded_stack(tmp_path: Path) -> None:
+    """The embedded broker forgets everything; the archive puts unfinished runs back."""
+    home = tmp_path / "home"
+    (home / "mazes").mkdir(parents=True)
+    generators.generate("backtracker", 41, 41, seed=2, name="long").save(
+        home / "mazes" / "long.json"
+    )
+    log = tmp_path / "up.log"
+    up = start_up(home, log)
+    try:
+        _wait_for((home / "stack.json").exists, "the stack file", up, log)
+        dsn = oriole(home, "db", "url").stdout.strip()
+        published = oriole(
+            home, "run", "--maze", "long", "--agent", "builtin:random", "--seed", "1",
+            "--run-id", "run-long", "--max-moves", "400", "--max-actions", "5000",
+        )  # fmt: skip
+        assert published.returncode == 0, published.stderr
+        archived = "SELECT count(*) AS n FROM run_events WHERE run_id = 'run-long'"
+        deadline = time.monotonic() + DEADLINE
+        while query(dsn, archived)[0]["n"] < 30:
+            assert time.monotonic() < deadline, "the run never reached the archive"
+            time.sleep(0.1)
+    finally:
+        stop_up(up)
+    assert up.returncode == 0, log.read_text()[-3000:]
+    before = oriole(home, "replay", "run-long").stdout.splitlines()
+    assert before and '"run.finished"' not in before[-1]  # stopped mid-run
+
+    up = start_up(home, log)
+    try:
+        _wait_for((home / "stack.json").exists, "the stack file", up, log)
+        dsn = oriole(home, "db", "url").stdout.strip()
+        ended = "SELECT stop_reason FROM experiments WHERE run_id = 'run-long'"
+        deadline = time.monotonic() + DEADLINE
+        while query(dsn, ended)[0]["stop_reason"] is None:
+            assert time.monotonic() < deadline, "the restored run never finished"
+            time.sleep(0.2)
+    finally:
+        stop_up(up)
+    assert "Restored 1 unfinished run(s) from the archive: run-long" in log.read_text()
+    after = [json.loads(line) for line in oriole(home, "replay", "run-long").stdout.splitlines()]
+    assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
+    assert after[: len(before)] == [json.loads(line) for line in before]
+    assert after[-1]["type"] == "run.finished"
+    verify = oriole(home, "replay", "run-long", "--verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr

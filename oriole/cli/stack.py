@@ -35,6 +35,7 @@ from oriole.schema_base import new_run_id
 from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
 from projections.database import Database, open_database, redact
 from projections.projector import Projector
+from projections.replay_source import restore_unfinished_runs
 from streams.worker import Worker
 
 log = logging.getLogger("oriole.cli")
@@ -109,24 +110,42 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
                 client_id=current.kafka_client_id,
                 batch_size=current.projection_batch_size,
             )
+            if broker is not None:
+                conn = Connection(bootstrap, True, topics.prefix)
+                restored = await restore_unfinished_runs(db.pool, conn, topics)
+                if restored:
+                    console.print(
+                        f"Restored {len(restored)} unfinished run(s) from the archive: "
+                        + ", ".join(restored[:5])
+                        + (" ..." if len(restored) > 5 else "")
+                    )
             _print_banner(current, info, topics, broker, bridge, db, stack_file)
-            tasks = {
-                asyncio.create_task(worker.run(stop), name="worker"),
-                asyncio.create_task(projector.run(stop), name="projector"),
-            }
+            worker_stop, projector_stop = asyncio.Event(), asyncio.Event()
+            worker_task = asyncio.create_task(worker.run(worker_stop), name="worker")
+            projector_task = asyncio.create_task(projector.run(projector_stop), name="projector")
             demo_task = (
                 asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
             )
             stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {worker_task, projector_task, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
             stop.set()
             if demo_task is not None:
                 demo_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await demo_task
             stopper.cancel()
-            for task in tasks:
-                await task  # raises if the worker or the projector failed
+            # Workers first, then let the projector archive what they wrote: with the
+            # embedded broker, whatever is not archived now is gone.
+            worker_stop.set()
+            try:
+                await worker_task  # raises if the worker failed
+            finally:
+                if not projector_task.done():
+                    await projector.drain(timeout=20)
+                projector_stop.set()
+                await projector_task  # raises if the projector failed
     finally:
         remove_stack(home, os.getpid())
         if bridge is not None:
