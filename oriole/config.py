@@ -191,6 +191,20 @@ class Settings(BaseSettings):
     gateway_port: int = Field(
         default=8080, ge=1, le=65535, description="Port the websocket/HTTP gateway listens on."
     )
+    gateway_tokens: Annotated[dict[str, Literal["read", "write"]], NoDecode] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            'Bearer tokens of the gateway as a JSON object {"<token>": "read" | "write"}; '
+            "write implies read. Empty: no authentication, loopback-only bind."
+        ),
+    )
+    gateway_client_queue_size: int = Field(
+        default=2000,
+        ge=10,
+        le=1_000_000,
+        description="Frames buffered per websocket client before it is told it lags and dropped.",
+    )
 
     # Logging and limits
     log_level: LogLevel = Field(
@@ -337,6 +351,25 @@ class Settings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"is not a valid JSON list: {exc}") from None
         return [part for part in text.split(os.pathsep) if part.strip()]
+
+    @field_validator("gateway_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: object) -> object:
+        """A JSON object; empty means no tokens. Never echo the text: it holds secrets."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return {}
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(
+                'is not a JSON object like {"<token>": "read", "<other>": "write"}'
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ValueError('must be a JSON object like {"<token>": "read"}')
+        return parsed
 
     @field_validator("maze_dirs", mode="after")
     @classmethod

@@ -22,8 +22,18 @@ DEADLINE = 180.0
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORIOLE_")}
     env["ORIOLE_HOME"] = str(home)
+    env["ORIOLE_GATEWAY_PORT"] = str(_free_port())
     env["COLUMNS"] = "120"
     return env
+
+
+def _free_port() -> int:
+    """A port nothing listens on now (the gateway of a test's `oriole up` binds it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _wait_for(predicate, what: str, process: subprocess.Popen[bytes], log: Path) -> None:  # type: ignore[no-untyped-def]

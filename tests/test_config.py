@@ -326,3 +326,30 @@ def test_json_log_lines_carry_the_run_id(capsys: pytest.CaptureFixture[str]) -> 
         assert entry["level"] == "INFO"
     finally:
         logging.getLogger().handlers[:] = []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", {}),
+        ('{"s3cret-1": "read", "s3cret-2": "write"}', {"s3cret-1": "read", "s3cret-2": "write"}),
+    ],
+)
+def test_gateway_tokens_from_the_environment(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, raw: str, expected: dict[str, str]
+) -> None:
+    monkeypatch.setenv("ORIOLE_GATEWAY_TOKENS", raw)
+    settings = load_settings()
+    assert settings.gateway_tokens == expected
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize("raw", ["s3cret", '["s3cret"]', '{"s3cret": "admin"}'])
+def test_bad_gateway_tokens_name_the_variable_not_the_secret(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("ORIOLE_GATEWAY_TOKENS", raw)
+    with pytest.raises(ValidationError) as info:
+        load_settings()
+    assert info.value.field == "ORIOLE_GATEWAY_TOKENS"
+    assert "s3cret" not in str(info.value)

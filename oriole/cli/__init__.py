@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from oriole.cli import data, mazes, stack
+from oriole.cli import data, mazes, stack, watch
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -25,7 +25,9 @@ app.add_typer(mazes.app, name="mazes")
 app.command("up")(stack.up)
 app.command("worker")(stack.worker)
 app.command("projector")(stack.projector)
+app.command("gateway")(stack.gateway)
 app.command("run")(stack.run)
+app.command("watch")(watch.watch)
 app.command("replay")(data.replay)
 app.command("rerun")(data.rerun)
 app.add_typer(data.db_app, name="db")

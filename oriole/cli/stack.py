@@ -18,13 +18,14 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.server import Gateway
 from oriole import generators
 from oriole.admission import Admitted, admit
 from oriole.agents.builtin import BUILTIN_AGENTS
 from oriole.cli.common import catalogue, console, err_console, parse_point, print_json, settings
 from oriole.client import RunEnded, RunFollower, publish_start
 from oriole.config import Settings
-from oriole.errors import ValidationError
+from oriole.errors import OrioleError, ValidationError
 from oriole.events import ActionCompleted, RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
@@ -91,61 +92,23 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         await wait_for_broker(bootstrap)
         await ensure_topics(bootstrap, topics.specs)
         async with open_database(current) as db:
-            info = StackInfo(
-                pid=os.getpid(),
-                kafka_bootstrap_servers=bootstrap,
-                broker_kind="tansu" if tansu else "kafka",
-                topic_prefix=topics.prefix,
-                started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                rdkafka_bootstrap_servers=None if bridge is None else bridge.bootstrap_servers,
-                # Only the embedded server's DSN (no password in it) goes into the file.
-                database_url=db.dsn if db.embedded is not None else None,
+            gateway = Gateway(
+                current, bootstrap_servers=bootstrap, topics=topics, pool=db.pool, tansu=tansu
             )
-            stack_file = write_stack(home, info)
-            worker = Worker.create(current, bootstrap, topics)
-            projector = Projector(
-                bootstrap_servers=bootstrap,
-                topics=topics,
-                pool=db.pool,
-                client_id=current.kafka_client_id,
-                batch_size=current.projection_batch_size,
-            )
-            if broker is not None:
-                conn = Connection(bootstrap, True, topics.prefix)
-                restored = await restore_unfinished_runs(db.pool, conn, topics)
-                if restored:
-                    console.print(
-                        f"Restored {len(restored)} unfinished run(s) from the archive: "
-                        + ", ".join(restored[:5])
-                        + (" ..." if len(restored) > 5 else "")
-                    )
-            _print_banner(current, info, topics, broker, bridge, db, stack_file)
-            worker_stop, projector_stop = asyncio.Event(), asyncio.Event()
-            worker_task = asyncio.create_task(worker.run(worker_stop), name="worker")
-            projector_task = asyncio.create_task(projector.run(projector_stop), name="projector")
-            demo_task = (
-                asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
-            )
-            stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait(
-                {worker_task, projector_task, stopper}, return_when=asyncio.FIRST_COMPLETED
-            )
-            stop.set()
-            if demo_task is not None:
-                demo_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await demo_task
-            stopper.cancel()
-            # Workers first, then let the projector archive what they wrote: with the
-            # embedded broker, whatever is not archived now is gone.
-            worker_stop.set()
             try:
-                await worker_task  # raises if the worker failed
+                await gateway.start()
+            except OSError as exc:
+                raise OrioleError(
+                    f"the gateway cannot listen on {current.gateway_host}:"
+                    f"{current.gateway_port} ({exc.strerror or exc}); is another `oriole up` "
+                    "running? Choose another port with ORIOLE_GATEWAY_PORT"
+                ) from exc
+            try:
+                await _serve(
+                    current, stop, demo, broker, bridge, bootstrap, tansu, topics, db, gateway
+                )
             finally:
-                if not projector_task.done():
-                    await projector.drain(timeout=20)
-                projector_stop.set()
-                await projector_task  # raises if the projector failed
+                await gateway.stop()
     finally:
         remove_stack(home, os.getpid())
         if bridge is not None:
@@ -153,6 +116,73 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
         if broker is not None:
             await broker.stop_async()
         console.print("Oriole stopped.")
+
+
+async def _serve(
+    current: Settings,
+    stop: asyncio.Event,
+    demo: bool,
+    broker: EmbeddedBroker | None,
+    bridge: RdkafkaBridge | None,
+    bootstrap: str,
+    tansu: bool,
+    topics: Topics,
+    db: Database,
+    gateway: Gateway,
+) -> None:
+    """Everything that runs once broker, database and gateway are up."""
+    info = StackInfo(
+        pid=os.getpid(),
+        kafka_bootstrap_servers=bootstrap,
+        broker_kind="tansu" if tansu else "kafka",
+        topic_prefix=topics.prefix,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rdkafka_bootstrap_servers=None if bridge is None else bridge.bootstrap_servers,
+        # Only the embedded server's DSN (no password in it) goes into the file.
+        database_url=db.dsn if db.embedded is not None else None,
+        gateway_url=gateway.url,
+    )
+    stack_file = write_stack(current.home, info)
+    worker = Worker.create(current, bootstrap, topics)
+    projector = Projector(
+        bootstrap_servers=bootstrap,
+        topics=topics,
+        pool=db.pool,
+        client_id=current.kafka_client_id,
+        batch_size=current.projection_batch_size,
+    )
+    if broker is not None:
+        conn = Connection(bootstrap, True, topics.prefix)
+        restored = await restore_unfinished_runs(db.pool, conn, topics)
+        if restored:
+            console.print(
+                f"Restored {len(restored)} unfinished run(s) from the archive: "
+                + ", ".join(restored[:5])
+                + (" ..." if len(restored) > 5 else "")
+            )
+    _print_banner(current, info, topics, broker, bridge, db, stack_file)
+    worker_stop, projector_stop = asyncio.Event(), asyncio.Event()
+    worker_task = asyncio.create_task(worker.run(worker_stop), name="worker")
+    projector_task = asyncio.create_task(projector.run(projector_stop), name="projector")
+    demo_task = asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({worker_task, projector_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    if demo_task is not None:
+        demo_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await demo_task
+    stopper.cancel()
+    # Workers first, then let the projector archive what they wrote: with the
+    # embedded broker, whatever is not archived now is gone.
+    worker_stop.set()
+    try:
+        await worker_task  # raises if the worker failed
+    finally:
+        if not projector_task.done():
+            await projector.drain(timeout=20)
+        projector_stop.set()
+        await projector_task  # raises if the projector failed
 
 
 def _print_banner(
@@ -259,6 +289,29 @@ def projector() -> None:
                 client_id=current.kafka_client_id,
                 batch_size=current.projection_batch_size,
             ).run(stop)
+
+    asyncio.run(_until_signalled(main))
+
+
+def gateway() -> None:
+    """Run the websocket/HTTP gateway (viewer, live feeds, read API) on its own.
+
+    It reads the archive and tails the run events topic; start several behind a load
+    balancer if one is not enough (each tails the topic on its own).
+    """
+    current, conn, topics = _service_setup()
+
+    async def main(stop: asyncio.Event) -> None:
+        await _connect(conn, topics)
+        async with open_database(current) as db:
+            service = Gateway(
+                current,
+                bootstrap_servers=conn.bootstrap_servers,
+                topics=topics,
+                pool=db.pool,
+                tansu=conn.tansu,
+            )
+            await service.run(stop)
 
     asyncio.run(_until_signalled(main))
 

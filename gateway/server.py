@@ -1,0 +1,450 @@
+"""The gateway process: HTTP and websockets on one port (docs/gateway.md is the contract).
+
+One ``websockets`` asyncio server (compression off). Plain HTTP routes are answered from its
+``process_request`` hook; websocket paths pass the hook (after authentication) and reach
+:meth:`Gateway._handler`, which runs the client's feed in a task and reads (and ignores)
+what the client sends, so that a closed connection is noticed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from gateway import api
+from gateway.feeds import WRITE_LIMIT, Archive, Feeds, GapError, Session
+from gateway.frames import (
+    CLOSE_BAD_QUERY,
+    CLOSE_INTERNAL,
+    QueryError,
+    Target,
+    error_frame,
+    parse_run_query,
+    split_target,
+    valid_run_id,
+    ws_route,
+)
+from gateway.http import (
+    MAX_CLIENT_MESSAGE,
+    HttpConnection,
+    HttpRequest,
+    Scope,
+    authorize,
+    bearer_token,
+    content_type,
+    error_response,
+    json_response,
+    response,
+    same_origin,
+    static_path,
+)
+from gateway.hub import Hub
+from gateway.metrics import CLIENTS, HTTP_REQUESTS
+from oriole.admission import Admitted, Rejected, admit
+from oriole.catalogue import MazeCatalogue
+from oriole.config import Settings, SettingsError, env_var_name
+from oriole.kafka import prepare_clients
+from oriole.kafka.clients import make_producer, stop_quietly
+from oriole.kafka.codec import encode
+from oriole.kafka.topics import Topics
+from oriole.maze import Maze
+from projections.database import CONNECTION_ERRORS
+
+log = logging.getLogger("oriole.gateway")
+#: The websockets library's own logger. Kept at WARNING or above: at DEBUG it would log
+#: request lines and headers, tokens included.
+_WS_LOG = logging.getLogger("oriole.gateway.websockets")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Time the clients get to close cleanly when the gateway stops, before connections are cut.
+STOP_TIMEOUT = 5.0
+#: Longest a health probe of Kafka or PostgreSQL may take.
+HEALTH_TIMEOUT = 3.0
+
+
+class Gateway:
+    """The websocket/HTTP gateway of one Oriole stack.
+
+    ``settings.gateway_port`` 0 binds a free port (read :attr:`port` after :meth:`start`;
+    ``Settings`` itself validates ports from 1, so pass ``settings.model_copy(update=...)``).
+    ``unknown_run_grace`` is how long a one-run feed waits for a first live event of a run
+    that is not archived before closing with 4004; ``gap_deadline`` how long it waits for
+    the projector to archive events it saw live beyond the archive's end.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bootstrap_servers: str,
+        topics: Topics,
+        pool: Any,
+        tansu: bool,
+        find_maze: Callable[[str], Maze] | None = None,
+        static_dir: Path | None = None,
+        unknown_run_grace: float = 5.0,
+        gap_deadline: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = topics
+        self.pool = pool
+        self.tansu = tansu
+        if find_maze is None:
+            find_maze = MazeCatalogue(settings.home / "mazes", settings.maze_dirs).get
+        self.find_maze = find_maze
+        self.static_dir = static_dir or STATIC_DIR
+        self.hub = Hub(
+            bootstrap_servers=bootstrap_servers,
+            topic=topics.runs_events,
+            client_id=f"{settings.kafka_client_id}-gateway",
+            chunk=settings.gateway_client_queue_size // 2,
+        )
+        self.feeds = Feeds(
+            self.hub,
+            Archive(pool),
+            unknown_run_grace=unknown_run_grace,
+            gap_deadline=gap_deadline,
+        )
+        self._tokens: dict[str, str] = dict(settings.gateway_tokens)
+        self._server: Server | None = None
+        self._producer: Any = None
+        self._sessions: set[Session] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the Kafka clients and bind; refuses an open bind without tokens."""
+        if self._server is not None:
+            raise RuntimeError("the gateway is already started")
+        host = self.settings.gateway_host
+        if not self._tokens:
+            if not is_loopback(host):
+                raise SettingsError(
+                    [
+                        (
+                            env_var_name("gateway_host"),
+                            f"{host!r} is not a loopback address and "
+                            f"{env_var_name('gateway_tokens')} is empty: the gateway would "
+                            "let anyone on the network read every run and start experiments. "
+                            f"Configure tokens (e.g. {env_var_name('gateway_tokens')}="
+                            '\'{"<secret>": "write"}\') or bind to 127.0.0.1',
+                        )
+                    ]
+                )
+            log.warning(
+                "GATEWAY AUTHENTICATION IS OFF: %s is empty, so anyone who can reach %s "
+                "can read every run and start experiments (bound to loopback only)",
+                env_var_name("gateway_tokens"),
+                host,
+            )
+        if _WS_LOG.getEffectiveLevel() < logging.WARNING:
+            _WS_LOG.setLevel(logging.WARNING)
+        prepare_clients(self.tansu, faust=False)
+        try:
+            await self.hub.start()
+            self._producer = make_producer(
+                self.bootstrap_servers, client_id=f"{self.settings.kafka_client_id}-gateway"
+            )
+            await self._producer.start()
+            self._server = await serve(
+                self._handler,
+                host,
+                self.settings.gateway_port,
+                compression=None,
+                process_request=self._process_request,
+                create_connection=HttpConnection,
+                server_header="oriole-gateway",
+                logger=_WS_LOG,
+                max_size=MAX_CLIENT_MESSAGE,
+                write_limit=WRITE_LIMIT,
+                open_timeout=30,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=5,
+            )
+        except BaseException:
+            await self._stop_clients()
+            raise
+        log.info("gateway listening on %s", self.url)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the gateway is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.settings.gateway_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Close every connection (1001), stop the Kafka clients; bounded in time."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(server.wait_closed(), STOP_TIMEOUT)
+            except TimeoutError:
+                # Clients that stopped reading cannot complete a closing handshake.
+                for session in list(self._sessions):
+                    session.ws.transport.abort()
+                for task in list(getattr(server, "handler_tasks", ())):
+                    task.cancel()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(server.wait_closed(), STOP_TIMEOUT)
+        await self._stop_clients()
+
+    async def _stop_clients(self) -> None:
+        await self.hub.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await stop_quietly(producer)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        target = split_target(request.path)
+        try:
+            answer = await self._route(request, target)
+        except Exception:
+            # Never the full target: its query may hold a token.
+            log.exception("%s %s failed", request.method, target.path)
+            answer = error_response(500, "internal error; see the gateway's log")
+        if answer is not None:
+            HTTP_REQUESTS.labels(str(answer.status_code)).inc()
+            log.debug("%s %s -> %d", request.method, target.path, answer.status_code)
+        return answer
+
+    def _denied(self, request: Request, need: Scope, query_token: str | None) -> Response | None:
+        presented = bearer_token(request.headers.get("Authorization")) or query_token
+        status = authorize(self._tokens, need, presented)
+        if status is None:
+            return None
+        if status == 401:
+            return error_response(
+                401, "missing or unknown token", {"WWW-Authenticate": 'Bearer realm="oriole"'}
+            )
+        return error_response(403, "this token may only read")
+
+    async def _route(self, request: Request, target: Target) -> Response | None:
+        path, method = target.path, request.method
+        guarded = ws_route(path) is not None or path.startswith("/api/")
+        if guarded and not same_origin(request.headers.get("Origin"), request.headers.get("Host")):
+            return error_response(403, "requests from another site's page are refused")
+        if ws_route(path) is not None:
+            if method != "GET":
+                return error_response(405, "websockets use GET", {"Allow": "GET"})
+            tokens = target.params.get("token")
+            # None: go on with the websocket handshake.
+            return self._denied(request, "read", tokens[-1] if tokens else None)
+        if method == "POST" and path == "/api/experiments":
+            return self._denied(request, "write", None) or await self._start_experiment(request)
+        if method != "GET":
+            known = path in ("/", "/healthz", "/metrics") or path.startswith(("/static/", "/api/"))
+            if known:
+                allow = "GET, POST" if path == "/api/experiments" else "GET"
+                return error_response(405, f"{method} is not allowed here", {"Allow": allow})
+            return error_response(404, "not found")
+        if path == "/":
+            return await self._static("index.html")
+        if path.startswith("/static/"):
+            return await self._static(path[len("/static/") :])
+        if path == "/healthz":
+            return await self._health()
+        if path == "/metrics":
+            return response(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        if path.startswith("/api/"):
+            return self._denied(request, "read", None) or await self._api(target)
+        return error_response(404, "not found")
+
+    async def _api(self, target: Target) -> Response:
+        path, params = target.path, target.params
+        try:
+            if path == "/api/experiments":
+                return json_response(200, await api.list_experiments(self.pool, params))
+            prefix = "/api/experiments/"
+            if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+                run_id = unquote(path[len(prefix) :])
+                found = await api.get_experiment(self.pool, run_id) if run_id else None
+                if found is None:
+                    return error_response(404, f"unknown experiment {run_id!r}")
+                return json_response(200, found)
+            prefix = "/api/views/"
+            if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+                name = path[len(prefix) :]
+                rows = await api.read_view(self.pool, name, params)
+                if rows is None:
+                    known = ", ".join(sorted(api.VIEWS))
+                    return error_response(404, f"unknown view {name!r}; views: {known}")
+                return json_response(200, rows)
+        except api.Problems as problems:
+            return json_response(400, problems.document())
+        except CONNECTION_ERRORS:
+            log.warning("PostgreSQL is unavailable for %s", path)
+            return error_response(503, "the database is unavailable; try again")
+        return error_response(404, "not found")
+
+    async def _start_experiment(self, request: Request) -> Response:
+        body = request.body if isinstance(request, HttpRequest) else b""
+        try:
+            verdict = await asyncio.to_thread(_admit_body, body, self.find_maze)
+        except api.Problems as problems:
+            return json_response(400, problems.document())
+        if not isinstance(verdict, Admitted):
+            document = api.Problems(verdict.problems).document()
+            return json_response(400, document)
+        start = verdict.request
+        out = encode(self.topics.experiments_start, start, start.run_id)
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(
+                    out.topic, out.value, key=out.key, headers=out.headers
+                ),
+                30,
+            )
+        except Exception as exc:
+            log.error("publishing the start of %s failed: %r", start.run_id, exc)
+            return error_response(503, "Kafka is unavailable; the experiment was not started")
+        log.info("experiment %s published through the gateway", start.run_id)
+        return json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
+
+    async def _static(self, relative: str) -> Response:
+        path = static_path(self.static_dir, relative)
+        if path is None:
+            return error_response(404, "not found")
+        body = await asyncio.to_thread(path.read_bytes)
+        return response(200, body, content_type(path), cache="no-cache")
+
+    async def _health(self) -> Response:
+        kafka, database = await asyncio.gather(self._kafka_ok(), self._database_ok())
+        ok = kafka and database
+        return json_response(
+            200 if ok else 503,
+            {"status": "ok" if ok else "unavailable", "kafka": kafka, "database": database},
+        )
+
+    async def _kafka_ok(self) -> bool:
+        if not self.hub.running or not self.hub.healthy or self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), HEALTH_TIMEOUT)
+        except Exception:
+            return False
+        return True
+
+    async def _database_ok(self) -> bool:
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), HEALTH_TIMEOUT)
+        except Exception:
+            return False
+        return True
+
+    # -- websockets --------------------------------------------------------------------
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        target = split_target(ws.request.path)
+        route = ws_route(target.path)
+        assert route is not None  # process_request let only websocket paths through
+        session = Session(ws, self.settings.gateway_client_queue_size)
+        kind, run_id = route
+        feed: Coroutine[Any, Any, None]
+        if kind == "runs":
+            name, feed = "runs", self.feeds.all_runs(session)
+        else:
+            try:
+                if not valid_run_id(run_id):
+                    raise QueryError(f"{run_id!r} is not a run id")
+                query = parse_run_query(target.params)
+            except QueryError as exc:
+                await session.finish(CLOSE_BAD_QUERY, "bad query", error_frame(str(exc)))
+                return
+            if query.replay is None:
+                name, feed = "run", self.feeds.run(session, run_id, query.from_seq)
+            else:
+                name = "replay"
+                feed = self.feeds.replay(session, run_id, query.from_seq, query.replay)
+        CLIENTS.labels(name).inc()
+        self._sessions.add(session)
+        session.feed_task = asyncio.create_task(self._guard(session, feed))
+        try:
+            async for _ in ws:
+                pass  # clients have nothing to say; reading notices the close at once
+        except ConnectionClosed:
+            pass
+        finally:
+            task = session.feed_task
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            if session.drop_task is not None:
+                await asyncio.gather(session.drop_task, return_exceptions=True)
+            self._sessions.discard(session)
+            CLIENTS.labels(name).dec()
+
+    async def _guard(self, session: Session, feed: Coroutine[Any, Any, None]) -> None:
+        """Run a feed; whatever goes wrong, the client gets an error frame and a close."""
+        started = time.monotonic()
+        try:
+            await feed
+        except ConnectionClosed:
+            pass
+        except GapError as exc:
+            log.error("%s", exc)
+            await session.finish(CLOSE_INTERNAL, "archive gap", error_frame(str(exc)))
+        except CONNECTION_ERRORS as exc:
+            log.warning("a feed lost PostgreSQL: %r", exc)
+            await session.finish(
+                CLOSE_INTERNAL, "database unavailable", error_frame("the archive is unavailable")
+            )
+        except Exception:
+            log.exception("a websocket feed failed after %.1f s", time.monotonic() - started)
+            await session.finish(CLOSE_INTERNAL, "internal error", error_frame("internal error"))
+
+
+def _admit_body(body: bytes, find_maze: Callable[[str], Maze]) -> Admitted | Rejected:
+    """Decode and admit a start event (in a thread: a big maze takes a while)."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise api.Problems([("body", f"not valid JSON: {exc}")]) from None
+    if not isinstance(document, dict):
+        raise api.Problems([("body", "must be a JSON object: an experiment-start event")])
+    return admit(document, find_maze)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (a name we cannot vouch for: False)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
