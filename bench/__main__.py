@@ -8,7 +8,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-SUITES = ["core", "agents", "backbone", "projections"]
+SUITES = ["core", "agents", "backbone", "projections", "gateway"]
 
 
 def main(argv: list[str]) -> None:
