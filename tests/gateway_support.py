@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,6 @@ from oriole.experiment import (
     RunLimits,
 )
 from oriole.local_run import LocalRun, ManualClock
-from projections.projector import Projector
 from projections.store import store_batch
 from tests.kafka_support import EVENT_TIMEOUT, Stack
 
@@ -114,30 +113,6 @@ async def running_gateway(
         yield gateway
     finally:
         await asyncio.wait_for(gateway.stop(), EVENT_TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def running_projector(stack: Stack, pool: Any) -> AsyncIterator[Projector]:
-    projector = Projector(
-        bootstrap_servers=stack.bootstrap, topics=stack.topics, pool=pool, batch_size=50
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield projector
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, EVENT_TIMEOUT)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = EVENT_TIMEOUT) -> None:
-    """Poll a condition until it holds (the projector and the gateway work asynchronously)."""
-
-    async def wait() -> None:
-        while not await check():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def archived(pool: Any, run_id: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from oriole.config import Settings, load_settings
 from oriole.events import RunEvent, RunFinished, parse_run_event
 from oriole.kafka import ensure_topics
 from oriole.kafka.topics import Topics
+from projections.projector import Projector
 from streams.worker import Worker
 
 #: Waits for real events are generous: a loaded 2-core machine is slow, never wrong.
@@ -151,3 +152,28 @@ def start_event(run_id: str, maze: dict[str, Any] | None = None, **fields: Any) 
     doc.setdefault("agent", {"provider": "builtin", "model": "frontier", "seed": 1})
     doc.update(fields)
     return json.dumps(doc).encode()
+
+
+@contextlib.asynccontextmanager
+async def running_projector(stack: Stack, pool: Any) -> AsyncIterator[Projector]:
+    """A projector on the stack's topics writing to ``pool``, stopped on exit."""
+    projector = Projector(
+        bootstrap_servers=stack.bootstrap, topics=stack.topics, pool=pool, batch_size=50
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        yield projector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, EVENT_TIMEOUT)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = EVENT_TIMEOUT) -> None:
+    """Poll a condition until it holds (projector and gateway work asynchronously)."""
+
+    async def wait() -> None:
+        while not await check():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(wait(), timeout)

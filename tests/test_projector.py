@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,47 +14,22 @@ from oriole import generators
 from oriole.events import ActionCompleted, RunEvent
 from projections.database import EmbeddedPostgres
 from projections.migrate import migrate
-from projections.projector import Projector
 from projections.rows import archive_row
 from tests.kafka_support import (
-    EVENT_TIMEOUT,
-    Stack,
     TopicReader,
     assert_clean_log,
+    eventually,
     finished,
     make_stack,
     publish,
     run_events,
+    running_projector,
     running_worker,
     start_event,
 )
 from tests.projection_support import snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
-
-
-@contextlib.asynccontextmanager
-async def running_projector(stack: Stack, pool: Any) -> AsyncIterator[Projector]:
-    projector = Projector(
-        bootstrap_servers=stack.bootstrap, topics=stack.topics, pool=pool, batch_size=50
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield projector
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, EVENT_TIMEOUT)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = EVENT_TIMEOUT) -> None:
-    """Poll a database condition until it holds (the projector works asynchronously)."""
-
-    async def wait() -> None:
-        while not await check():
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def archived_count(pool: Any) -> int:

@@ -32,16 +32,15 @@ from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData
 from oriole.intents import CancelRequest, ModelCall
 from oriole.local_run import LocalRun
-from projections.projector import Projector
 from projections.store import store_batch
 from tests.kafka_support import (
-    EVENT_TIMEOUT,
     Stack,
     TopicReader,
     finished,
     make_stack,
     publish,
     run_events,
+    running_projector,
     running_worker,
     start_event,
 )
@@ -274,20 +273,6 @@ needs_chromium = pytest.mark.skipif(
 
 
 # --- the stack ------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def running_projector(stack: Stack, pool: Any) -> AsyncIterator[Projector]:
-    projector = Projector(
-        bootstrap_servers=stack.bootstrap, topics=stack.topics, pool=pool, batch_size=50
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(projector.run(stop))
-    try:
-        yield projector
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, EVENT_TIMEOUT)
 
 
 @contextlib.asynccontextmanager
