@@ -107,7 +107,7 @@ class EmbeddedPostgres:
 
 
 def configured_dsn(settings: Settings) -> str | None:
-    """The DSN a client command should use without starting anything, if there is one."""
+    """The DSN in use without starting anything: configured, or the running stack's."""
     if settings.database_url:
         return settings.database_url
     info = read_stack(settings.home)
@@ -138,16 +138,17 @@ class Database:
 
 @contextlib.asynccontextmanager
 async def open_database(
-    settings: Settings, *, start_embedded: bool = True, run_migrations: bool = True
+    settings: Settings, *, run_migrations: bool = True
 ) -> AsyncIterator[Database]:
-    """A migrated pool on the configured server, the running stack's, or the embedded one."""
+    """A migrated pool on the configured server, or on the embedded one.
+
+    The embedded server is found by its data directory, not by the stack file: a process
+    attaches to the server another one (e.g. `oriole up`) runs there, or starts it, and a
+    stale stack file left by a crash cannot stop `oriole up` from starting again.
+    """
     embedded: EmbeddedPostgres | None = None
-    dsn = configured_dsn(settings)
-    if dsn is None:
-        if not start_embedded:
-            raise DatabaseError(
-                "no database configured (ORIOLE_DATABASE_URL is empty) and no stack running"
-            )
+    dsn = settings.database_url
+    if not dsn:
         embedded = EmbeddedPostgres(settings.resolved_pg_dir)
         dsn = await embedded.start_async()
     try:

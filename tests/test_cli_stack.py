@@ -158,3 +158,33 @@ def test_client_commands_explain_when_no_stack_runs(tmp_path: Path) -> None:
     )
     assert stale.returncode == 2
     assert "which is not running" in stale.stderr
+
+
+def test_up_starts_over_a_stack_file_left_by_a_crash(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    stale = {
+        "pid": 999999,
+        "kafka_bootstrap_servers": "127.0.0.1:1",
+        "broker_kind": "tansu",
+        "topic_prefix": "oriole",
+        "started_at": "2026-01-01T00:00:00+00:00",
+    }
+    (home / "stack.json").write_text(json.dumps(stale))
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "oriole", "up"], env=_env(home), stdout=out, stderr=out
+        )
+
+    def ours() -> bool:
+        try:
+            return bool(json.loads((home / "stack.json").read_text())["pid"] == up.pid)
+        except (OSError, ValueError):
+            return False
+
+    try:
+        _wait_for(ours, "a new stack file", up, log)
+    finally:
+        stop_up(up)
+    assert up.returncode == 0, log.read_text()[-3000:]
