@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def test_up_then_run_without_flags_then_sigterm(tmp_path: Path) -> None:
     assert up.returncode == 0, log.read_text()[-3000:]
     assert not stack_file.exists()
     assert "Oriole stopped." in log.read_text()
+    assert re.search(rf"Viewer\s+{re.escape(stack['gateway_url'])}/", log.read_text())
     assert stack["pid"] == up.pid
     # The broker was a child of `oriole up`: nothing of it may be left listening.
     port = int(stack["kafka_bootstrap_servers"].rsplit(":", 1)[1])

@@ -206,6 +206,7 @@ def _print_banner(
         table.add_row("PostgreSQL", f"embedded, data in {db.embedded.data_dir}")
     else:
         table.add_row("PostgreSQL", redact(db.dsn))
+    table.add_row("Viewer", f"{info.gateway_url}/  (live runs, replay, read API)")
     table.add_row("SQL", 'psql "$(oriole db url)"  (tables and views: docs/views.md)')
     table.add_row("Home", str(current.home))
     table.add_row("Stack file", str(stack_file))
