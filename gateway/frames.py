@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from projections.rows import status_of
+
 #: Close codes of docs/gateway.md (4xxx are application codes).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -144,17 +146,6 @@ def _point(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict) and "x" in value and "y" in value:
         return {"x": value["x"], "y": value["y"]}
     return None
-
-
-def status_of(stop_reason: Any, success: Any) -> str:
-    """The ``experiments.status`` a finished run gets (as projections.rows computes it)."""
-    if success is True:
-        return "succeeded"
-    if stop_reason == "failed":
-        return "failed"
-    if stop_reason == "cancelled":
-        return "cancelled"
-    return "stopped"
 
 
 def run_summary(kind: str, payload: Mapping[str, Any], time: str) -> dict[str, Any] | None:

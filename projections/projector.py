@@ -82,7 +82,6 @@ class Projector:
         self.client_id = client_id
         self.batch_size = batch_size
         self.group_id = group_id or f"{topics.prefix}.projector"
-        self.ready = asyncio.Event()
         #: True while the last attempt to write failed (PostgreSQL unreachable).
         self.waiting_for_database = False
         self._consumer: Any = None
@@ -103,8 +102,6 @@ class Projector:
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_size)
-                if self._consumer.assignment():
-                    self.ready.set()
                 if batches:
                     await self._handle(batches, stop)
         finally:

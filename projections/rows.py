@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pydantic_core
@@ -41,13 +40,13 @@ class ProjectionError(OrioleError):
     """The events do not have the shape the projections rely on (a corrupt log)."""
 
 
-def status_of(stop_reason: StopReason, success: bool) -> str:
-    """The experiment's status column for a finished run."""
-    if success:
+def status_of(stop_reason: StopReason | str | None, success: bool | None) -> str:
+    """The experiment's status column for a finished run (also from raw event JSON)."""
+    if success is True:
         return "succeeded"
-    if stop_reason is StopReason.FAILED:
+    if stop_reason == StopReason.FAILED:
         return "failed"
-    if stop_reason is StopReason.CANCELLED:
+    if stop_reason == StopReason.CANCELLED:
         return "cancelled"
     return "stopped"
 
@@ -377,8 +376,3 @@ def finish_row(event: RunFinished) -> Row:
         event.time,
         event.seq,
     )
-
-
-def latest_time(events: Iterable[RunEvent]) -> datetime | None:
-    """The newest event time in ``events`` (for lag metrics)."""
-    return max((event.time for event in events), default=None)

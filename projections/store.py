@@ -1,10 +1,10 @@
 """Writing run events to PostgreSQL: the archive first, then the projections, atomically.
 
-A batch is one transaction: events are COPYed into a temporary stage, inserted into
-``run_events`` with ``ON CONFLICT DO NOTHING``, and only the events that were new are
-projected. A redelivered batch therefore changes nothing, and the projection statements are
-idempotent on their own as well (conflict-free inserts, updates guarded by sequence
-number), so projecting the same events twice is harmless too.
+A batch is one transaction: events are COPYed into ``run_events`` (straight in when none is
+archived yet, else through a temporary stage and ``INSERT ... ON CONFLICT DO NOTHING``), and
+only the events that were new are projected. A redelivered batch therefore changes nothing,
+and the projection statements are idempotent on their own as well (conflict-free inserts,
+updates guarded by sequence number), so projecting the same events twice is harmless too.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ ARCHIVE_COLUMNS = ("run_id", "seq", "event_id", "type", "schema_version", "time"
 _COLUMNS = ", ".join(ARCHIVE_COLUMNS)
 
 _STAGE = "run_events_stage"
-_CREATE_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(LIKE run_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
 _INSERT_NEW = f"""
     INSERT INTO run_events ({_COLUMNS})
     SELECT {_COLUMNS} FROM {_STAGE} ORDER BY run_id, seq
@@ -141,8 +137,7 @@ async def archive(
     records = [archive_row(e) for e in events]
     if await _copy_if_all_new(conn, "run_events", ARCHIVE_COLUMNS, records):
         return {(e.run_id, e.seq) for e in events}, []
-    await conn.execute(_CREATE_STAGE)
-    await conn.copy_records_to_table(_STAGE, records=records, columns=ARCHIVE_COLUMNS)
+    await _stage(conn, "run_events", ARCHIVE_COLUMNS, records)
     inserted = await conn.fetch(_INSERT_NEW)
     new_keys = {(r["run_id"], r["seq"]) for r in inserted}
     conflicts: list[ArchiveConflict] = []
@@ -166,6 +161,17 @@ async def _copy_if_all_new(conn: Any, table: str, columns: Sequence[str], rows: 
     except asyncpg.UniqueViolationError:
         return False
     return True
+
+
+async def _stage(conn: Any, table: str, columns: Sequence[str], rows: list[Row]) -> str:
+    """COPY ``rows`` into ``<table>_stage``, a temporary twin emptied at commit; its name."""
+    stage = f"{table}_stage"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+        f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(stage, records=rows, columns=columns)
+    return stage
 
 
 async def fetch_events(conn: Any, keys: Iterable[EventKey]) -> dict[EventKey, RunEvent]:
@@ -202,11 +208,7 @@ async def copy_new_rows(conn: Any, table: str, columns: Sequence[str], rows: lis
     """Insert rows whose key is not in ``table`` yet, via COPY into a temporary stage."""
     if not rows or await _copy_if_all_new(conn, table, columns, rows):
         return
-    stage = f"{table}_stage"
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}) ON COMMIT DELETE ROWS"
-    )
-    await conn.copy_records_to_table(stage, records=rows, columns=columns)
+    stage = await _stage(conn, table, columns, rows)
     names = ", ".join(columns)
     await conn.execute(
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING"

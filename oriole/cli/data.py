@@ -25,7 +25,7 @@ from oriole.replay import verify_run
 from oriole.rerun import rerun_document
 from oriole.stack import connection
 from projections.database import DatabaseError, configured_dsn, open_database
-from projections.migrate import applied_migrations, available_migrations
+from projections.migrate import applied_migrations, available_migrations, migrate
 from projections.replay_source import publish_replay
 from projections.store import rebuild_projections, run_events_of
 
@@ -97,11 +97,11 @@ def db_migrate() -> None:
     """Apply pending migrations (`oriole up` also does this at start-up)."""
 
     async def main() -> int:
-        async with open_database(settings(), run_migrations=False) as db:
-            from projections.migrate import migrate
-
-            async with db.pool.acquire() as conn:
-                return len(await migrate(conn))
+        async with (
+            open_database(settings(), run_migrations=False) as db,
+            db.pool.acquire() as conn,
+        ):
+            return len(await migrate(conn))
 
     applied = asyncio.run(main())
     console.print(f"applied {applied} migration(s); schema at {available_migrations()[-1].version}")
