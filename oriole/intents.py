@@ -51,6 +51,17 @@ def move_action(direction: Direction) -> ActionType:
     return ActionType(f"move_{direction.value}")
 
 
+class RetryRecord(WireModel):
+    """One failed attempt of a model call that was tried again (or given up)."""
+
+    attempt: int = Field(ge=1)
+    endpoint: str | None = Field(default=None, max_length=2000)
+    error_class: str = Field(min_length=1, max_length=200)
+    message: str = Field(max_length=2000)
+    status: int | None = Field(default=None, description="HTTP status, if there was one.")
+    wait_ms: float = Field(default=0.0, ge=0, description="Backoff before the next attempt.")
+
+
 class ModelCall(WireModel):
     """Usage and timings of one model call: the unit of token and cost accounting."""
 
@@ -69,6 +80,12 @@ class ModelCall(WireModel):
     endpoint: str | None = Field(default=None, max_length=2000)
     context_trimmed: int = Field(
         default=0, ge=0, description="Oldest tool results dropped to fit the context window."
+    )
+    tool_calls: int | None = Field(
+        default=None, ge=0, description="Tool calls in the reply (some may not be executed)."
+    )
+    retries: list[RetryRecord] = Field(
+        default_factory=list, description="The failed attempts before the one that counted."
     )
 
 
