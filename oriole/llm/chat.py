@@ -31,8 +31,9 @@ class ToolCall:
     """A tool call exactly as the model made it.
 
     ``arguments`` is kept as given: a JSON object (a dict), a string that should hold one
-    (possibly malformed), or ``None``. ``id`` is the provider's id, or one Oriole made up for
-    providers that have none (Ollama), unique within the conversation.
+    (possibly malformed), or ``None``. ``id`` is the provider's id (OpenAI, Bedrock: unique in
+    the conversation, and sent back with the result), or for Ollama, which has none, one
+    made up per reply (Ollama matches results by order and tool name).
     """
 
     id: str
