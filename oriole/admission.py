@@ -1,7 +1,16 @@
 """Admitting an experiment-start request: every check a start must pass, with every problem.
 
-Pure: the maze catalogue is passed in as a look-up function. Used by the workers (a failed
-admission becomes a rejection event) and by `oriole run` (which refuses before publishing).
+Pure: the maze catalogue is passed in as a look-up function and the price table as a value.
+Used by the workers (a failed admission becomes a rejection event) and by `oriole run`
+(which refuses before publishing).
+
+Admission also completes the request so that the run is reproducible from its first event:
+a named maze is embedded, and a prompt given by version (or, for a model, no prompt at all:
+the default version) gets its full text.
+
+Seeds: ``agent.seed`` drives a built-in agent's choices; a model's sampling seed is
+``agent.options.seed``. ``agent.seed`` on a model provider is refused (with that hint) rather
+than silently moved, so a run never records a seed that did not do what its author meant.
 """
 
 from __future__ import annotations
@@ -14,14 +23,39 @@ import pydantic
 
 from oriole.agents.builtin import check_agent_spec
 from oriole.errors import ValidationError
-from oriole.experiment import ExperimentStart, MazeData
+from oriole.experiment import AgentSpec, ExperimentStart, MazeData, PromptSpec, RunLimits
+from oriole.llm.pricing import PriceTable
+from oriole.llm.prompts import (
+    DEFAULT_PROMPT_VERSION,
+    is_released,
+    load_prompt,
+    normalise_prompt,
+    prompt_versions,
+)
 from oriole.maze import Maze
 from oriole.rules import resolve_start
 from oriole.schema_base import field_problems
 
-#: Providers this version can run; the others are accepted by the schema for forward
-#: compatibility but refused here with a clear reason.
-AVAILABLE_PROVIDERS = frozenset({"builtin"})
+#: Providers this version can run (the schema may name more in a future version).
+AVAILABLE_PROVIDERS = frozenset({"builtin", "ollama", "openai", "bedrock"})
+#: Providers that call a language model (and so take a prompt, options and prices).
+MODEL_PROVIDERS = frozenset({"ollama", "openai", "bedrock"})
+
+#: Model options only some providers understand; elsewhere they are ignored, with a warning.
+_OPTION_PROVIDERS: dict[str, frozenset[str]] = {
+    # num_ctx means something everywhere: Ollama gets it, and for every provider Oriole trims
+    # the conversation to fit it. repeat_penalty and top_k go to OpenAI-compatible servers as
+    # the extensions llama.cpp and vLLM accept.
+    "keep_alive": frozenset({"ollama"}),
+    "seed": frozenset({"ollama", "openai"}),
+}
+#: Ollama's own default context is small and it truncates silently beyond it; a run that does
+#: not choose gets this, recorded in its start event, and Oriole trims to fit it.
+DEFAULT_OLLAMA_NUM_CTX = 8192
+#: Bedrock's models take a temperature between 0 and 1 and fail the call above it.
+_BEDROCK_MAX_TEMPERATURE = 1.0
+
+Problems = list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +71,16 @@ class Rejected:
     problems: tuple[tuple[str, str], ...]
 
 
-def admit(data: Mapping[str, Any], find_maze: Callable[[str], Maze]) -> Admitted | Rejected:
-    """Validate a decoded start event; resolve a named maze through ``find_maze``."""
+def admit(
+    data: Mapping[str, Any],
+    find_maze: Callable[[str], Maze],
+    *,
+    prices: PriceTable | None = None,
+) -> Admitted | Rejected:
+    """Validate a decoded start event; resolve a named maze through ``find_maze``.
+
+    ``prices`` (default: the built-in table) decides whether a cost limit can be enforced.
+    """
     requested_id = data.get("run_id")
     run_id = requested_id if isinstance(requested_id, str) and requested_id else None
     try:
@@ -66,15 +108,154 @@ def admit(data: Mapping[str, Any], find_maze: Callable[[str], Maze]) -> Admitted
                 f"available: {', '.join(sorted(AVAILABLE_PROVIDERS))}",
             )
         )
-    warnings: tuple[str, ...] = ()
+    warnings: list[str] = []
+    prompt = _resolve_prompt(request.agent, request.prompt, problems)
+    _check_agent(request.agent, problems, warnings)
+    _check_prices(
+        request.agent,
+        request.limits,
+        PriceTable.builtin() if prices is None else prices,
+        problems,
+        warnings,
+    )
     if maze is not None:
         try:
             _, found = resolve_start(maze, request.start, request.rules.vision_range)
-            warnings = tuple(found)
+            warnings.extend(found)
         except ValidationError as exc:
             problems.append((exc.field, exc.reason))
     if problems or maze is None:
         return Rejected(request.run_id, tuple(problems))
+    update: dict[str, Any] = {}
+    if prompt != request.prompt:
+        update["prompt"] = prompt
+    if request.agent.provider == "ollama" and request.agent.options.num_ctx is None:
+        options = request.agent.options.model_copy(update={"num_ctx": DEFAULT_OLLAMA_NUM_CTX})
+        update["agent"] = request.agent.model_copy(update={"options": options})
+        warnings.append(
+            f"agent.options.num_ctx not given: using {DEFAULT_OLLAMA_NUM_CTX} (Ollama's own "
+            "default is smaller and truncates silently)"
+        )
     if request.maze is None:
-        request = request.model_copy(update={"maze": MazeData.from_maze(maze), "maze_name": None})
-    return Admitted(request, maze, warnings)
+        update |= {"maze": MazeData.from_maze(maze), "maze_name": None}
+    if update:
+        request = request.model_copy(update=update)
+    return Admitted(request, maze, tuple(warnings))
+
+
+def _resolve_prompt(
+    agent: AgentSpec, prompt: PromptSpec | None, problems: Problems
+) -> PromptSpec | None:
+    """The prompt with its full text: a model without one gets the default version.
+
+    A released version name always stands for its released text, so that comparisons by
+    version compare like with like. Built-in agents ignore prompts but their runs still
+    record a resolved one, so the same rules apply.
+    """
+    if prompt is None:
+        if agent.provider not in MODEL_PROVIDERS:
+            return None
+        return _load(DEFAULT_PROMPT_VERSION, problems)
+    released = is_released(prompt.version)
+    if prompt.text is None:
+        if not released:
+            problems.append(
+                (
+                    "prompt.version",
+                    f"unknown prompt version {prompt.version!r}; available: "
+                    f"{', '.join(prompt_versions())} (or give `text` for a custom prompt)",
+                )
+            )
+            return prompt
+        return _load(prompt.version, problems) or prompt
+    if not released:
+        return prompt
+    official = _load(prompt.version, problems)
+    if official is None or official.text == normalise_prompt(prompt.text):
+        return official or prompt
+    problems.append(
+        (
+            "prompt.text",
+            f"differs from the released prompt {prompt.version!r}: released prompts are "
+            "immutable; give a new version name for new text (or leave `text` out)",
+        )
+    )
+    return prompt
+
+
+def _load(version: str, problems: Problems) -> PromptSpec | None:
+    try:
+        return load_prompt(version)
+    except ValidationError as exc:
+        problems.append((exc.field, exc.reason))
+        return None
+
+
+def _check_agent(agent: AgentSpec, problems: Problems, warnings: list[str]) -> None:
+    """Settings that mean nothing for the agent's provider: errors if clearly wrong."""
+    options = agent.options
+    given = sorted(options.model_dump(exclude_none=True))
+    if agent.provider not in MODEL_PROVIDERS:
+        if given:
+            warnings.append(
+                f"built-in agents ignore model options ({', '.join(given)}); "
+                "their only setting is agent.seed"
+            )
+        if agent.endpoint is not None:
+            warnings.append("built-in agents ignore agent.endpoint")
+        return
+    if agent.seed is not None:
+        problems.append(
+            (
+                "agent.seed",
+                "is the seed of the built-in agents; a model's sampling seed is "
+                "agent.options.seed (oriole run --model-seed)",
+            )
+        )
+    for option in given:
+        supported = _OPTION_PROVIDERS.get(option)
+        if supported is not None and agent.provider not in supported:
+            warnings.append(
+                f"agent.options.{option} is not supported by {agent.provider} "
+                f"(only {', '.join(sorted(supported))}); it is ignored"
+            )
+    temperature = options.temperature
+    if (
+        agent.provider == "bedrock"
+        and temperature is not None
+        and temperature > _BEDROCK_MAX_TEMPERATURE
+    ):
+        problems.append(
+            (
+                "agent.options.temperature",
+                f"bedrock models take a temperature from 0 to 1, got {temperature}",
+            )
+        )
+
+
+def _check_prices(
+    agent: AgentSpec,
+    limits: RunLimits,
+    prices: PriceTable,
+    problems: Problems,
+    warnings: list[str],
+) -> None:
+    """A cost limit needs a price; a paid model without one is run but costed at 0."""
+    if agent.provider not in MODEL_PROVIDERS:
+        return
+    if prices.price(agent.provider, agent.model) is not None:
+        return
+    if limits.max_cost_usd is not None:
+        problems.append(
+            (
+                "limits.max_cost_usd",
+                f"no price for {agent.provider} model {agent.model!r}, so its cost cannot be "
+                "limited; add the model to a price file (ORIOLE_PRICE_FILE, see "
+                "docs/pricing.md) or drop the cost limit",
+            )
+        )
+    else:
+        warnings.append(
+            f"no price for {agent.provider} model {agent.model!r}: its cost is recorded as 0 "
+            "(add it to a price file: ORIOLE_PRICE_FILE, see docs/pricing.md)"
+        )

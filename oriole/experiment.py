@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from oriole.errors import MazeError
+from oriole.errors import MazeError, ValidationError
 from oriole.maze import MAX_NAME_LENGTH, GeneratorInfo, Maze
 from oriole.schema_base import SCHEMA_VERSION, Point, RunId, WireModel, new_run_id, utc_now
 
@@ -173,8 +173,18 @@ class AgentSpec(WireModel):
 
 
 class PromptSpec(WireModel):
+    """A prompt by version; a start event may leave the text of a released version out."""
+
     version: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1, max_length=200_000)
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200_000,
+        description=(
+            "The full prompt text. Optional in a start event for a released version (Oriole "
+            "fills it in); always present in a run's spec."
+        ),
+    )
 
 
 class _RunFields(WireModel):
@@ -235,6 +245,13 @@ class RunSpec(_RunFields):
     maze: MazeData
     start: Point
     requested_at: datetime
+
+    @model_validator(mode="after")
+    def _full_prompt(self) -> RunSpec:
+        # The spec must reproduce the run without reading anything mutable, prompts included.
+        if self.prompt is not None and self.prompt.text is None:
+            raise ValidationError("prompt.text", "missing: a run's spec carries the full text")
+        return self
 
     @model_validator(mode="after")
     def _start_on_grid(self) -> RunSpec:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from oriole.cli import data, mazes, stack, watch
+from oriole.cli import data, mazes, prompts, stack, watch
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(mazes.app, name="mazes")
+app.add_typer(prompts.app, name="prompts")
 app.command("up")(stack.up)
 app.command("worker")(stack.worker)
 app.command("projector")(stack.projector)

@@ -20,6 +20,7 @@ from oriole.cli.common import (
 from oriole.errors import OrioleError
 from oriole.events import RunEvent, RunStarted
 from oriole.kafka.topics import Topics
+from oriole.llm.pricing import load_price_table
 from oriole.logs import configure_logging
 from oriole.replay import verify_run
 from oriole.rerun import rerun_document
@@ -213,7 +214,7 @@ def rerun(
         raise RunNotArchived(f"run {run_id!r}: the archive does not start with run.started")
     overrides = parse_assignments(assignments or [], "--set")
     document = rerun_document(started, overrides, run_id=new_run_id)
-    verdict = admit(document, catalogue().get)
+    verdict = admit(document, catalogue().get, prices=load_price_table(settings().price_file))
     if not isinstance(verdict, Admitted):
         for field, reason in verdict.problems:
             err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)

@@ -11,9 +11,11 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+import pydantic
 import typer
+from pydantic import BaseModel
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -27,12 +29,21 @@ from oriole.client import RunEnded, RunFollower, publish_start
 from oriole.config import Settings
 from oriole.errors import OrioleError, ValidationError
 from oriole.events import ActionCompleted, RunEvent, RunStarted
-from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
+from oriole.experiment import (
+    AgentSpec,
+    ExperimentStart,
+    GameRules,
+    MazeData,
+    ModelOptions,
+    RunLimits,
+)
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
 from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
+from oriole.llm.pricing import load_price_table
+from oriole.llm.prompts import is_released, normalise_prompt, prompt_versions
 from oriole.logs import configure_logging
-from oriole.schema_base import new_run_id
+from oriole.schema_base import field_problems, new_run_id
 from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
 from projections.database import Database, open_database, redact
 from projections.projector import Projector
@@ -319,28 +330,142 @@ def gateway() -> None:
 
 # --- oriole run -----------------------------------------------------------------------------
 
+PROVIDERS = ("builtin", "ollama", "openai", "bedrock")
+#: Model families Ollama serves (as in Oriole's trigger-by-name script, plus smollm).
+_OLLAMA_FAMILIES = ("llama", "qwen", "mistral", "phi", "gemma", "codellama", "deepseek", "smollm")
+_OPENAI_PREFIXES = ("gpt-", "o1", "o3", "o4-", "chatgpt-")
+_BEDROCK_VENDORS = ("anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "deepseek.")
+_BEDROCK_REGIONS = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
 
-def parse_agent(text: str, seed: int | None) -> AgentSpec:
-    """``builtin:frontier``, ``ollama:qwen2.5:7b``; a bare built-in name is accepted too."""
-    provider, sep, model = text.partition(":")
-    if not sep:
-        if text in BUILTIN_AGENTS:
-            return AgentSpec(provider="builtin", model=text, seed=seed)
+#: Where each CLI option lands in the start event, to name the option in an error.
+_OPTION_FIELDS: dict[str, dict[str, str]] = {
+    "options": {
+        "temperature": "--temperature",
+        "num_ctx": "--num-ctx",
+        "max_output_tokens": "--max-output-tokens",
+        "repeat_penalty": "--repeat-penalty",
+        "top_p": "--top-p",
+        "top_k": "--top-k",
+        "seed": "--model-seed",
+        "keep_alive": "--keep-alive",
+    },
+    "limits": {
+        "max_footsteps": "--max-moves",
+        "max_actions": "--max-actions",
+        "max_duration_seconds": "--max-minutes",
+        "max_tokens": "--max-tokens",
+        "max_cost_usd": "--max-cost",
+        "loop_revisit_limit": "--loop-limit",
+        "goal_rule": "--goal-rule",
+    },
+    "rules": {
+        "vision_range": "--vision-range",
+        "max_actions_per_turn": "--max-actions-per-turn",
+        "history_actions": "--history-actions",
+    },
+}
+
+
+def _infer_provider(model: str) -> str | None:
+    """The provider a bare model name obviously belongs to, or None if it is not obvious."""
+    if model in BUILTIN_AGENTS:
+        return "builtin"
+    name = model.lower()
+    base = next((name.removeprefix(r) for r in _BEDROCK_REGIONS if name.startswith(r)), name)
+    if base.startswith(_BEDROCK_VENDORS):
+        return "bedrock"
+    if ":" in name or name.startswith(_OLLAMA_FAMILIES):  # Ollama tags: qwen2.5:7b, gpt-oss:20b
+        return "ollama"
+    if name.startswith(_OPENAI_PREFIXES):
+        return "openai"
+    return None
+
+
+def parse_agent(text: str, seed: int | None = None) -> AgentSpec:
+    """``PROVIDER:MODEL`` (``ollama:qwen2.5:7b`` is model ``qwen2.5:7b``) or a bare model name
+    whose provider is obvious (``frontier``, ``qwen2.5:7b``, ``gpt-4o-mini``,
+    ``us.amazon.nova-lite-v1:0``); ``seed`` is a built-in agent's seed."""
+    text = text.strip()
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in PROVIDERS:
+        provider, model = prefix, rest
+        if not model:
+            raise ValidationError("--agent", f"no model after {prefix!r}: (e.g. {prefix}:NAME)")
+    else:
+        inferred = _infer_provider(text)
+        if inferred is None:
+            raise ValidationError(
+                "--agent",
+                f"cannot tell which provider serves {text!r}; write PROVIDER:MODEL with "
+                f"PROVIDER one of {', '.join(PROVIDERS)} (e.g. ollama:{text})",
+            )
+        provider, model = inferred, text
+    if seed is not None and provider != "builtin":
         raise ValidationError(
-            "--agent",
-            f"expected PROVIDER:MODEL (e.g. builtin:frontier, ollama:qwen2.5:7b), got {text!r}",
-        )
-    if provider not in ("builtin", "ollama", "openai", "bedrock"):
-        raise ValidationError(
-            "--agent", f"unknown provider {provider!r}; use builtin, ollama, openai or bedrock"
+            "--seed",
+            f"is the seed of the built-in agents; for the {provider} model's sampling seed "
+            "use --model-seed",
         )
     return AgentSpec.model_validate({"provider": provider, "model": model, "seed": seed})
+
+
+def _checked(model: type[BaseModel], values: dict[str, Any], section: str) -> dict[str, Any]:
+    """``values`` validated by ``model``; an error names the CLI option, not the field."""
+    try:
+        return model.model_validate(values).model_dump()
+    except pydantic.ValidationError as exc:
+        field, reason = field_problems(exc)[0]
+        option = _OPTION_FIELDS[section].get(field.split(".")[0], f"{section}.{field}")
+        raise ValidationError(option, reason) from None
+
+
+def _prompt_document(version: str | None, prompt_file: Path | None) -> dict[str, Any] | None:
+    """``--prompt`` / ``--prompt-file`` as a start event's prompt (admission adds the text)."""
+    if prompt_file is None:
+        if version is None:
+            return None
+        if not is_released(version):
+            raise ValidationError(
+                "--prompt",
+                f"unknown prompt version {version!r}; available: {', '.join(prompt_versions())}"
+                " (for your own text give a new name with --prompt-file PATH)",
+            )
+        return {"version": version}
+    if version is None:
+        raise ValidationError(
+            "--prompt-file", "needs --prompt NAME: a new version name for this text"
+        )
+    if is_released(version):
+        raise ValidationError(
+            "--prompt",
+            f"{version!r} is a released prompt and released prompts are immutable; give the "
+            "text in --prompt-file a new version name",
+        )
+    try:
+        text = prompt_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("--prompt-file", f"cannot read {prompt_file}: {exc}") from None
+    if not text.strip():
+        raise ValidationError("--prompt-file", f"{prompt_file} is empty")
+    return {"version": version, "text": normalise_prompt(text)}
+
+
+def _fail(exc: ValidationError) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {exc.field}: {exc.reason}", highlight=False)
+    raise typer.Exit(2)
 
 
 def run(
     maze: Annotated[str, typer.Option("--maze", "-m", help="Maze file or library name.")],
     agent: Annotated[
-        str, typer.Option("--agent", "-a", help="PROVIDER:MODEL, e.g. builtin:frontier.")
+        str,
+        typer.Option(
+            "--agent",
+            "-a",
+            help="PROVIDER:MODEL (builtin, ollama, openai, bedrock), e.g. ollama:qwen2.5:7b; "
+            "a bare name is enough when the provider is obvious (frontier, qwen2.5:7b, "
+            "gpt-4o-mini, amazon.nova-lite-v1:0).",
+        ),
     ] = "builtin:frontier",
     start: Annotated[str | None, typer.Option("--start", help="Start tile X,Y.")] = None,
     max_moves: Annotated[
@@ -350,13 +475,65 @@ def run(
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Wall-clock limit in minutes.")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the agent.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Token budget (input + output).")
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", help="Cost budget in USD (needs a price for the model)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of a built-in agent's choices.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature.")
+    ] = None,
+    num_ctx: Annotated[
+        int | None, typer.Option("--num-ctx", help="Context window in tokens (Ollama).")
+    ] = None,
+    max_output_tokens: Annotated[
+        int | None, typer.Option("--max-output-tokens", help="Tokens per model reply.")
+    ] = None,
+    repeat_penalty: Annotated[
+        float | None, typer.Option("--repeat-penalty", help="Repeat penalty (Ollama).")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k sampling.")] = None,
+    model_seed: Annotated[
+        int | None, typer.Option("--model-seed", help="The model's sampling seed.")
+    ] = None,
+    keep_alive: Annotated[
+        str | None, typer.Option("--keep-alive", help="How long Ollama keeps the model loaded.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="Base URL of the model server.")
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            help="Prompt version (`oriole prompts list`; default v1 for models), or the new "
+            "name of the text in --prompt-file.",
+        ),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option("--prompt-file", help="Your own prompt text; needs --prompt NAME."),
+    ] = None,
     comment: Annotated[str | None, typer.Option("--comment", help="Free text label.")] = None,
     label: Annotated[
         list[str] | None, typer.Option("--label", help="key=value label; repeatable.")
     ] = None,
     vision_range: Annotated[
         int | None, typer.Option("--vision-range", help="Tiles seen per direction.")
+    ] = None,
+    max_actions_per_turn: Annotated[
+        int | None,
+        typer.Option("--max-actions-per-turn", help="Tool calls per model turn (0 = no limit)."),
+    ] = None,
+    history_actions: Annotated[
+        int | None,
+        typer.Option("--history-actions", help="Past actions shown in each turn's prompt."),
     ] = None,
     goal_rule: Annotated[
         str | None, typer.Option("--goal-rule", help="seen (default) or reached.")
@@ -381,39 +558,69 @@ def run(
 ) -> None:
     """Publish an experiment-start event (and with --wait, follow the run to its end)."""
     resolved = catalogue().resolve(maze)
-    limits: dict[str, Any] = {}
-    if max_moves is not None:
-        limits["max_footsteps"] = max_moves
-    if max_actions is not None:
-        limits["max_actions"] = max_actions
-    if max_minutes is not None:
-        limits["max_duration_seconds"] = max_minutes * 60
-    if goal_rule is not None:
-        limits["goal_rule"] = goal_rule
-    if loop_limit is not None:
-        limits["loop_revisit_limit"] = loop_limit
-    rules: dict[str, Any] = {}
-    if vision_range is not None:
-        rules["vision_range"] = vision_range
-    labels: dict[str, str] = {}
-    for item in label or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError("--label", f"expected key=value, got {item!r}")
-        labels[key] = value
-    origin = parse_point(start, "--start") if start else None
-    document: dict[str, Any] = {
-        "run_id": run_id or new_run_id(),
-        "maze": resolved.to_dict(),
-        "agent": parse_agent(agent, seed).model_dump(),
-        "limits": RunLimits.model_validate(limits).model_dump(),
-        "rules": GameRules.model_validate(rules).model_dump(),
-        "comment": comment,
-        "labels": labels,
+    given: dict[str, dict[str, Any]] = {
+        "limits": {
+            "max_footsteps": max_moves,
+            "max_actions": max_actions,
+            "max_duration_seconds": None if max_minutes is None else max_minutes * 60,
+            "max_tokens": max_tokens,
+            "max_cost_usd": max_cost,
+            "goal_rule": goal_rule,
+            "loop_revisit_limit": loop_limit,
+        },
+        "rules": {
+            "vision_range": vision_range,
+            "max_actions_per_turn": max_actions_per_turn,
+            "history_actions": history_actions,
+        },
+        "options": {
+            "temperature": temperature,
+            "num_ctx": num_ctx,
+            "max_output_tokens": max_output_tokens,
+            "repeat_penalty": repeat_penalty,
+            "top_p": top_p,
+            "top_k": top_k,
+            "seed": model_seed,
+            "keep_alive": keep_alive,
+        },
     }
-    if origin is not None:
-        document["start"] = {"x": origin.x, "y": origin.y}
-    verdict = admit(document, catalogue().get)
+    # Only what was given: a default stays the model's, so the schema's defaults apply.
+    chosen = {key: {k: v for k, v in d.items() if v is not None} for key, d in given.items()}
+    try:
+        labels: dict[str, str] = {}
+        for item in label or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValidationError("--label", f"expected key=value, got {item!r}")
+            labels[key] = value
+        origin = parse_point(start, "--start") if start else None
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise ValidationError(
+                "--endpoint", f"expected an http:// or https:// URL: {endpoint!r}"
+            )
+        spec = parse_agent(agent, seed)
+        agent_doc = spec.model_dump() | {
+            "endpoint": endpoint,
+            "options": _checked(ModelOptions, chosen["options"], "options"),
+        }
+        document: dict[str, Any] = {
+            "run_id": run_id or new_run_id(),
+            "maze": resolved.to_dict(),
+            "agent": agent_doc,
+            "limits": _checked(RunLimits, chosen["limits"], "limits"),
+            "rules": _checked(GameRules, chosen["rules"], "rules"),
+            "comment": comment,
+            "labels": labels,
+        }
+        prompt_doc = _prompt_document(prompt, prompt_file)
+        if prompt_doc is not None:
+            document["prompt"] = prompt_doc
+        if origin is not None:
+            document["start"] = {"x": origin.x, "y": origin.y}
+        prices = load_price_table(settings().price_file)
+    except ValidationError as exc:
+        _fail(exc)
+    verdict = admit(document, catalogue().get, prices=prices)
     if not isinstance(verdict, Admitted):
         for field, reason in verdict.problems:
             err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)
@@ -523,6 +730,7 @@ def _print_summary(ended: RunEnded) -> None:
     table.add_row("final position", f"({end.position.x},{end.position.y})")
     table.add_row("duration", f"{end.duration_seconds:.2f} s")
     if end.model_calls:
+        table.add_row("model calls", str(end.model_calls))
         table.add_row("tokens in/out", f"{end.input_tokens} / {end.output_tokens}")
         table.add_row("cost", f"${end.cost_usd:.6f}")
     console.print(table)
