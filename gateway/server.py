@@ -60,6 +60,7 @@ from oriole.kafka import prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.codec import encode
 from oriole.kafka.topics import Topics
+from oriole.llm.pricing import PriceTable, load_price_table
 from oriole.maze import Maze
 from projections.database import CONNECTION_ERRORS
 
@@ -106,6 +107,7 @@ class Gateway:
         if find_maze is None:
             find_maze = MazeCatalogue(settings.home / "mazes", settings.maze_dirs).get
         self.find_maze = find_maze
+        self.prices = load_price_table(settings.price_file)
         self.static_dir = static_dir or STATIC_DIR
         self.hub = Hub(
             bootstrap_servers=bootstrap_servers,
@@ -314,7 +316,7 @@ class Gateway:
     async def _start_experiment(self, request: Request) -> Response:
         body = request.body if isinstance(request, HttpRequest) else b""
         try:
-            verdict = await asyncio.to_thread(_admit_body, body, self.find_maze)
+            verdict = await asyncio.to_thread(_admit_body, body, self.find_maze, self.prices)
         except api.Problems as problems:
             return json_response(400, problems.document())
         if not isinstance(verdict, Admitted):
@@ -429,7 +431,9 @@ class Gateway:
             await session.finish(CLOSE_INTERNAL, "internal error", error_frame("internal error"))
 
 
-def _admit_body(body: bytes, find_maze: Callable[[str], Maze]) -> Admitted | Rejected:
+def _admit_body(
+    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable
+) -> Admitted | Rejected:
     """Decode and admit a start event (in a thread: a big maze takes a while)."""
     try:
         document = json.loads(body)
@@ -437,7 +441,7 @@ def _admit_body(body: bytes, find_maze: Callable[[str], Maze]) -> Admitted | Rej
         raise api.Problems([("body", f"not valid JSON: {exc}")]) from None
     if not isinstance(document, dict):
         raise api.Problems([("body", "must be a JSON object: an experiment-start event")])
-    return admit(document, find_maze)
+    return admit(document, find_maze, prices=prices)
 
 
 def is_loopback(host: str) -> bool:

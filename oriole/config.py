@@ -24,9 +24,18 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -67,6 +76,26 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 _DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class LlmRateLimit(BaseModel):
+    """Request and token limits per minute for one model (unset = unlimited)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
 
 
 def env_var_name(field_name: str) -> str:
@@ -229,6 +258,89 @@ class Settings(BaseSettings):
         ),
     )
 
+    # LLM providers
+    ollama_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:11434"],
+        description=(
+            "Ollama servers, tried with health checks and failover. In the environment: "
+            "a JSON list or URLs separated by ','."
+        ),
+    )
+    ollama_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key for an Ollama behind an authenticating proxy "
+        "(sent as Bearer token and X-API-Key).",
+    )
+    openai_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://api.openai.com/v1"],
+        description=(
+            "OpenAI-compatible servers (vLLM, llama.cpp, LM Studio, OpenAI), base URLs "
+            "ending in /v1; a JSON list or URLs separated by ','."
+        ),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for the OpenAI-compatible servers."
+    )
+    bedrock_region: str | None = Field(
+        default=None,
+        description="AWS region of Bedrock; empty: from the AWS chain (AWS_REGION, config).",
+    )
+    bedrock_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bedrock runtime URLs (e.g. a VPC endpoint); empty: the region's public one.",
+    )
+    llm_request_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="Whole-request limit of one model call attempt."
+    )
+    llm_connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="Limit on connecting to a model server."
+    )
+    llm_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="Attempts per model call (1 = no retries)."
+    )
+    llm_backoff_base_seconds: float = Field(
+        default=0.5, ge=0, le=600, description="First retry delay; doubles per attempt, jittered."
+    )
+    llm_backoff_max_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="Longest delay between attempts."
+    )
+    llm_retry_after_max_seconds: float = Field(
+        default=60.0, ge=0, le=3600, description="Longest server Retry-After that is honoured."
+    )
+    llm_breaker_failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Consecutive failures that open an endpoint's circuit.",
+    )
+    llm_breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How long an open circuit stays open."
+    )
+    llm_health_check_interval_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="Probe interval (/api/tags, /v1/models)."
+    )
+    llm_endpoint_max_concurrency: int = Field(
+        default=4, ge=1, le=10_000, description="Requests in flight per model server."
+    )
+    llm_rate_limits: Annotated[dict[str, LlmRateLimit], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            'Per-model limits as JSON: {"<model>": {"requests_per_minute": 60, '
+            '"tokens_per_minute": 100000}}.'
+        ),
+    )
+    llm_endpoint_allowlist_only: bool = Field(
+        default=True,
+        description=(
+            "A start event's agent.endpoint must be one of the configured endpoints "
+            "(keys are never sent to other hosts)."
+        ),
+    )
+    price_file: Path | None = Field(
+        default=None,
+        description="TOML price table merged over the built-in one (see docs/pricing.md).",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -261,13 +373,13 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return _expand(value)
 
-    @field_validator("config_file", "embedded_pg_dir", mode="before")
+    @field_validator("config_file", "embedded_pg_dir", "price_file", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """``ORIOLE_EMBEDDED_PG_DIR=`` means "the default", not the working directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("config_file", "embedded_pg_dir", mode="after")
+    @field_validator("config_file", "embedded_pg_dir", "price_file", mode="after")
     @classmethod
     def _expand_optional_path(cls, value: Path | None) -> Path | None:
         return None if value is None else _expand(value)
@@ -351,6 +463,54 @@ class Settings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"is not a valid JSON list: {exc}") from None
         return [part for part in text.split(os.pathsep) if part.strip()]
+
+    @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, value: object) -> object:
+        """A JSON list or URLs separated by commas."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not a valid JSON list: {exc}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="after")
+    @classmethod
+    def _check_endpoints(cls, value: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for url in value:
+            url = url.strip().rstrip("/")
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(f"{redact_url(url)!r} is not an http(s) URL")
+            if url not in cleaned:
+                cleaned.append(url)
+        return cleaned
+
+    @field_validator("bedrock_region", mode="before")
+    @classmethod
+    def _empty_region_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("llm_rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return {}
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f'is not a JSON object like {{"qwen2.5:7b": {{"requests_per_minute": 60}}}}: {exc}'
+            ) from None
+        return parsed
 
     @field_validator("gateway_tokens", mode="before")
     @classmethod

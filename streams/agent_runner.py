@@ -22,8 +22,8 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from oriole.agents.base import Agent, Observation
-from oriole.experiment import AgentSpec
+from oriole.agents.base import Agent, AgentFailed, Observation
+from oriole.experiment import RunSpec
 from oriole.intents import AgentFailure
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import encode
@@ -34,7 +34,8 @@ from streams.event_log import RebuiltRuns
 
 log = logging.getLogger("oriole.streams.agents")
 
-AgentFactory = Callable[[AgentSpec], Agent]
+#: Creates the agent of a run from its spec (the agent, its model options and prompt).
+AgentFactory = Callable[[RunSpec], Agent]
 
 
 class AgentRunner:
@@ -166,16 +167,29 @@ class AgentRunner:
             try:
                 agent = self.agents.get(run_id)
                 if agent is None:
-                    agent = self.agents[run_id] = self.agent_factory(spec.agent)
+                    agent = self.agents[run_id] = self.agent_factory(spec)
                 observation = Observation.from_state(state)
                 decision = await agent.decide(observation, list(state.actions))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the agent's failure ends its run, never the runner
-                metrics.AGENT_FAILURES.labels(type(exc).__name__).inc()
-                log.warning("agent of %s failed: %s", run_id, exc, extra={"run_id": run_id})
+                if isinstance(exc, AgentFailed):
+                    error_class, message, call = exc.error_class, exc.message, exc.model_call
+                else:
+                    error_class, message, call = type(exc).__name__, str(exc), None
+                metrics.AGENT_FAILURES.labels(error_class).inc()
+                log.warning(
+                    "agent of %s failed: %s: %s",
+                    run_id,
+                    error_class,
+                    message,
+                    extra={"run_id": run_id},
+                )
                 failure = AgentFailure(
-                    run_id=run_id, error_class=type(exc).__name__, message=str(exc)[:10_000]
+                    run_id=run_id,
+                    error_class=error_class[:200],
+                    message=message[:10_000],
+                    model_call=call,
                 )
                 await self._send(encode(self.topics.runs_intents, failure, run_id))
                 self.decided[run_id] = basis_seq

@@ -44,6 +44,7 @@ from oriole.kafka.codec import (
     json_object,
 )
 from oriole.kafka.topics import Topics
+from oriole.llm.pricing import PriceTable
 from oriole.maze import Maze
 from oriole.rules import (
     StaleCommand,
@@ -74,10 +75,12 @@ class MazeProcessor:
         group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         tick_interval: float = 0.5,
+        prices: PriceTable | None = None,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.topics = topics
         self.find_maze = find_maze
+        self.prices = prices
         self.client_id = f"{client_id}-maze"
         self.group_id = group_id or f"{topics.prefix}.maze-processor"
         self.clock = clock
@@ -188,7 +191,7 @@ class MazeProcessor:
             self._reject(None, [("event", str(exc))], record.value)
             self._dead_letter(record, exc)
             return
-        verdict = admit(data, self.find_maze)
+        verdict = admit(data, self.find_maze, prices=self.prices)
         if not isinstance(verdict, Admitted):
             self._reject(verdict.run_id, list(verdict.problems), record.value)
             return

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from oriole.agents.factory import create_agent
 from oriole.catalogue import MazeCatalogue
 from oriole.config import Settings
 from oriole.kafka.topics import Topics
+from providers.factory import AgentFactory
 from streams.agent_runner import AgentRunner
 from streams.maze_processor import MazeProcessor
 
@@ -22,29 +22,35 @@ from streams.maze_processor import MazeProcessor
 class Worker:
     processor: MazeProcessor
     runner: AgentRunner
+    agents: AgentFactory
 
     @classmethod
     def create(cls, settings: Settings, bootstrap_servers: str, topics: Topics) -> Worker:
         catalogue = MazeCatalogue(settings.home / "mazes", settings.maze_dirs)
+        agents = AgentFactory(settings)
         processor = MazeProcessor(
             bootstrap_servers=bootstrap_servers,
             topics=topics,
             find_maze=catalogue.get,
             client_id=settings.kafka_client_id,
+            prices=agents.prices,
         )
         runner = AgentRunner(
             bootstrap_servers=bootstrap_servers,
             topics=topics,
-            agent_factory=create_agent,
+            agent_factory=agents,
             client_id=settings.kafka_client_id,
             max_concurrency=settings.max_concurrent_runs,
         )
-        return cls(processor, runner)
+        return cls(processor, runner, agents)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.processor.run(stop), name="maze processor")
-            group.create_task(self.runner.run(stop), name="agent runner")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.processor.run(stop), name="maze processor")
+                group.create_task(self.runner.run(stop), name="agent runner")
+        finally:
+            await self.agents.close()
 
     async def wait_ready(self) -> None:
         """Until both have partitions assigned and their runs rebuilt."""

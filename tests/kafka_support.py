@@ -30,7 +30,10 @@ class Stack:
     topics: Topics
 
 
-async def make_stack(tmp_path: Path, bootstrap: str, prefix: str, partitions: int = 4) -> Stack:
+async def make_stack(
+    tmp_path: Path, bootstrap: str, prefix: str, partitions: int = 4, **overrides: Any
+) -> Stack:
+    """Settings and topics for a worker on the session's broker; ``overrides`` are settings."""
     settings = load_settings(
         env_file=None,
         home=tmp_path / "home",
@@ -38,6 +41,7 @@ async def make_stack(tmp_path: Path, bootstrap: str, prefix: str, partitions: in
         kafka_broker_kind="tansu",
         kafka_topic_prefix=prefix,
         kafka_partitions=partitions,
+        **overrides,
     )
     topics = Topics.from_settings(settings)
     await ensure_topics(bootstrap, topics.specs)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from oriole import generators
-from oriole.agents.factory import create_agent
+from oriole.agents.builtin import create_builtin
 from oriole.events import RunFinished, StopReason
 from oriole.experiment import ExperimentStart
 from oriole.kafka.rdkafka_bridge import RdkafkaBridge
@@ -42,7 +42,7 @@ async def simulate(request_json: bytes, maze: Maze) -> RunFinished:
 
     request = ExperimentStart.model_validate_json(request_json)
     run = LocalRun(request, maze)
-    agent = create_agent(request.agent)
+    agent = create_builtin(request.agent)
     while run.state.is_active:
         decision = await agent.decide(Observation.from_state(run.state), list(run.state.actions))
         run.send(decision.to_intent(run.state.run_id, run.state.seq, run.state.turn))

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from oriole.errors import OrioleError
 from oriole.experiment import AgentSpec, GameRules, PromptSpec
 from oriole.geometry import Position
 from oriole.intents import ActionType, AgentIntent, ModelCall
@@ -38,6 +39,7 @@ class Observation:
     rules: GameRules
     agent: AgentSpec
     prompt: PromptSpec | None
+    goal_rule: str = "seen"
 
     @classmethod
     def from_state(cls, state: RunState) -> Observation:
@@ -62,6 +64,7 @@ class Observation:
             rules=spec.rules,
             agent=spec.agent,
             prompt=spec.prompt,
+            goal_rule=spec.limits.goal_rule,
         )
 
 
@@ -95,6 +98,20 @@ class Decision:
             assistant_message=self.assistant_message,
             model_call=self.model_call,
         )
+
+
+class AgentFailed(OrioleError):
+    """The agent cannot go on; the run ends failed with this error class and message.
+
+    ``model_call`` carries the usage (and the failed attempts) of a call that was made, so a
+    failing run's tokens and retries are still on record.
+    """
+
+    def __init__(self, error_class: str, message: str, model_call: ModelCall | None = None):
+        super().__init__(f"{error_class}: {message}")
+        self.error_class = error_class
+        self.message = message
+        self.model_call = model_call
 
 
 class Agent(Protocol):
