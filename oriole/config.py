@@ -491,9 +491,9 @@ class Settings(BaseSettings):
                 cleaned.append(url)
         return cleaned
 
-    @field_validator("bedrock_region", mode="before")
+    @field_validator("bedrock_region", "ollama_api_key", "openai_api_key", mode="before")
     @classmethod
-    def _empty_region_is_unset(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("llm_rate_limits", mode="before")

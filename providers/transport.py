@@ -547,8 +547,14 @@ class EndpointPool:
     async def _probe(self, ep: _Endpoint, path: str) -> None:
         """GET the health path; any answer below 500 means the server is up (a 4xx only
         says the probe path or its auth differ, and must not open a working server's
-        circuit)."""
+        circuit).
+
+        A failed probe of an endpoint that is serving our calls at the time is ignored: those
+        calls report its health, and a single-threaded server (llama-cpp-python) cannot
+        answer a probe while it generates.
+        """
         url = _join(ep.url, path)
+        busy = ep.in_flight > 0
         timeout = self._policy.health_check_timeout_seconds
         try:
             headers = await self._headers_for("GET", url, b"")
@@ -563,6 +569,9 @@ class EndpointPool:
             ok = False
         except Exception:
             log.exception("%s health check of %s failed", self._provider, ep.display)
+            return
+        if not ok and (busy or ep.in_flight > 0):
+            log.debug("%s health check of busy %s unanswered", self._provider, ep.display)
             return
         now = self._clock()
         before = ep.breaker.state(now)

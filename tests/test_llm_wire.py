@@ -463,7 +463,7 @@ def test_openai_arguments_become_strings(given: Any, sent: str) -> None:
         Message("assistant", "", tool_calls=(ToolCall("t1", "move_west", given),)),
     )
     message = OPENAI.chat_body(_only(convo))["messages"][1]
-    assert message["content"] is None
+    assert message["content"] == ""  # never null: llama-cpp-python's server refuses it
     assert message["tool_calls"][0]["function"]["arguments"] == sent
 
 

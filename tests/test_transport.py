@@ -406,6 +406,33 @@ async def test_breaker_opens_and_health_check_closes_it(make_server: Any, make_p
     assert result.attempts == 1
 
 
+async def test_a_busy_endpoint_that_cannot_answer_probes_is_not_opened(
+    make_server: Any, make_pool: Any
+) -> None:
+    """A single-threaded server (llama-cpp-python) answers no probe while it generates; the
+    call in flight is the health signal, so failed probes meanwhile do not count."""
+    server = await make_server()
+    server.healthy = False  # every probe fails while the call below is in flight
+    seen_during_call: list[tuple[str, bool]] = []
+
+    async def slow(req: web.Request, n: int) -> web.StreamResponse:
+        await eventually(lambda: server.health_checks >= 5)
+        status = next(s for s in pool.status() if s.url == server.url)
+        seen_during_call.append((status.state, status.healthy))
+        return await echo(req, n)
+
+    server.behaviour = slow
+    pool = await make_pool(
+        [server.url],
+        policy(breaker_failure_threshold=1, health_check_interval_seconds=0.02),
+    )
+    result = await pool.chat(request(), affinity="run-1")
+    assert result.attempts == 1
+    assert seen_during_call == [("closed", True)]
+    # Idle, the same failing probe counts.
+    await eventually(lambda: state_of(pool, server.url) == "open")
+
+
 async def test_open_breaker_everywhere_raises_provider_unavailable(
     make_server: Any, make_pool: Any
 ) -> None:

@@ -58,7 +58,9 @@ def _message(message: Message) -> dict[str, Any]:
     if message.role == "assistant" and message.tool_calls:
         return {
             "role": "assistant",
-            "content": message.content or None,
+            # Always a string: OpenAI and vLLM take "" as well as null, but llama-cpp-python's
+            # server refuses null (with an HTTP 500), which ended every second call.
+            "content": message.content,
             "tool_calls": [
                 {
                     "id": call.id,
