@@ -45,9 +45,11 @@ from streams.worker import Worker
 
 MODEL = "smollm2-135m"
 ACTIONS = 12
-#: Small on purpose: llama-cpp-python's chatml-function-calling format generates tool
-#: arguments without max_tokens, and a 135M model can ramble until the context is full.
+#: The run's num_ctx (Oriole trims to fit it) and the server's context, kept small on purpose:
+#: llama-cpp-python's chatml-function-calling format generates tool arguments without
+#: max_tokens, and a 135M model can ramble until the server's context is full.
 CONTEXT = 2048
+SERVER_CONTEXT = 4096
 PROMPT_VERSION = "v3-minimal"
 SERVER_START_TIMEOUT = 180.0
 RUN_TIMEOUT = 900.0
@@ -83,7 +85,7 @@ def llama_server(python: str, log_path: Path) -> Iterator[str]:
         "--chat_format",
         "chatml-function-calling",
         "--n_ctx",
-        str(CONTEXT),
+        str(SERVER_CONTEXT),
         "--host",
         "127.0.0.1",
         "--port",

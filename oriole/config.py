@@ -98,6 +98,19 @@ class LlmRateLimit(BaseModel):
     tokens_per_minute: int | None = Field(default=None, ge=1)
 
 
+def _split_list(value: object, separator: str) -> object:
+    """A list setting from the environment: a JSON list, or items joined by ``separator``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not a valid JSON list: {exc}") from None
+    return [part.strip() for part in text.split(separator) if part.strip()]
+
+
 def env_var_name(field_name: str) -> str:
     """The environment variable that sets ``field_name`` (``gateway_port`` -> ``ORIOLE_...``)."""
     return f"{ENV_PREFIX}{field_name.upper()}"
@@ -452,31 +465,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_maze_dirs(cls, value: object) -> object:
         """Accept a JSON list or an os.pathsep-separated string (like PATH)."""
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return []
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"is not a valid JSON list: {exc}") from None
-        return [part for part in text.split(os.pathsep) if part.strip()]
+        return _split_list(value, os.pathsep)
 
     @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="before")
     @classmethod
     def _split_endpoints(cls, value: object) -> object:
         """A JSON list or URLs separated by commas."""
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"is not a valid JSON list: {exc}") from None
-        return [part.strip() for part in text.split(",") if part.strip()]
+        return _split_list(value, ",")
 
     @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="after")
     @classmethod

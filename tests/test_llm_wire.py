@@ -22,6 +22,7 @@ from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolCall
 from oriole.llm.errors import (
     AuthenticationFailed,
     BadRequest,
+    ContextOverflow,
     MalformedResponse,
     ModelNotFound,
     ProviderError,
@@ -1199,3 +1200,27 @@ def test_maze_brain_is_deterministic() -> None:
 def test_fake_kinds() -> None:
     kinds: list[Kind] = ["ollama", "openai", "bedrock"]
     assert [FAKES[k]().kind for k in kinds] == kinds
+
+
+def test_context_too_long_is_context_overflow_not_a_bad_request() -> None:
+    llama = _bytes(
+        {
+            "error": {
+                "message": "This model's maximum context length is 2048 tokens. However, you "
+                "requested 2176 tokens (2048 in the messages, 128 in the completion).",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
+        }
+    )
+    error = OPENAI.parse_error(400, {}, llama)
+    assert isinstance(error, ContextOverflow) and not error.retryable
+    assert "2048 tokens" in error.message
+    bedrock = BEDROCK.parse_error(
+        400,
+        {"x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/coral/"},
+        _bytes({"message": "Input is too long for requested model."}),
+    )
+    assert isinstance(bedrock, ContextOverflow)
+    other = OPENAI.parse_error(400, {}, _bytes({"error": {"message": "bad temperature"}}))
+    assert type(other) is BadRequest

@@ -16,6 +16,7 @@ from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolCall, ToolSpec
 from oriole.llm.errors import (
     AuthenticationFailed,
     BadRequest,
+    ContextOverflow,
     MalformedResponse,
     ModelNotFound,
     ProviderError,
@@ -34,6 +35,7 @@ from oriole.llm.wire.http_errors import (
     make_error,
     number,
     plain_json,
+    says_context_exceeded,
     says_tools_unsupported,
     try_json,
 )
@@ -212,6 +214,8 @@ class BedrockWire:
             cls = ToolsUnsupported
         elif kind == "ValidationException" and "model identifier is invalid" in text.lower():
             cls = ModelNotFound
+        elif (kind == "ValidationException" or status == 400) and says_context_exceeded(text):
+            cls = ContextOverflow
         elif cls is None:
             cls = class_for_status(status)
         return make_error(cls, self.provider, status, detail, headers)

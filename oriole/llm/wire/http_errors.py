@@ -12,6 +12,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from oriole.llm.chat import ToolCall
 from oriole.llm.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -242,7 +243,51 @@ _NO_TOOLS_PHRASES = (
 )
 
 
+#: How servers say a prompt is longer than the model's context (OpenAI, vLLM,
+#: llama-cpp-python, llama.cpp, Bedrock).
+_CONTEXT_PHRASES = (
+    "context_length_exceeded",
+    "maximum context length",
+    "exceeds the available context size",
+    "input is too long",
+    "too many input tokens",
+    "prompt is too long",
+)
+
+
+def says_context_exceeded(text: str) -> bool:
+    """Whether an error text says the conversation does not fit the model's context."""
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in _CONTEXT_PHRASES)
+
+
 def says_tools_unsupported(text: str) -> bool:
     """Whether an error text says the model cannot call tools."""
     lowered = text.lower()
     return any(phrase in lowered for phrase in _NO_TOOLS_PHRASES)
+
+
+def function_tool_calls(provider: str, raw: Any, body: bytes) -> tuple[ToolCall, ...]:
+    """``[{"id"?, "function": {"name", "arguments"}}]``, the tool-call list Ollama and the
+    OpenAI chat API share; arguments are kept exactly as given (object or string)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise MalformedResponse(f"{provider}: message.tool_calls is not a list: {body_text(body)}")
+    calls = []
+    for index, item in enumerate(raw):
+        function = item.get("function") if isinstance(item, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(function, dict) or not isinstance(name, str):
+            raise MalformedResponse(
+                f"{provider}: tool call {index} has no function name: {body_text(body)}"
+            )
+        call_id = item.get("id") if isinstance(item, dict) else None
+        calls.append(
+            ToolCall(
+                id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+                name=name,
+                arguments=function.get("arguments"),
+            )
+        )
+    return tuple(calls)

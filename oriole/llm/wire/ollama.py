@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolCall, ToolSpec
+from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolSpec
 from oriole.llm.errors import MalformedResponse, ProviderError, ToolsUnsupported
 from oriole.llm.wire.http_errors import (
     arguments_object,
     body_text,
     class_for_status,
     count,
+    function_tool_calls,
     load_json_object,
     make_error,
     number,
@@ -125,7 +126,7 @@ class OllamaWire:
                 f"support answers like this): {body_text(body)}"
             )
         content = message.get("content")
-        calls = self._tool_calls(message.get("tool_calls"), body)
+        calls = function_tool_calls(self.provider, message.get("tool_calls"), body)
         eval_count = count(data.get("eval_count"))
         eval_ms = _ms(data.get("eval_duration"))
         rate = None
@@ -146,31 +147,6 @@ class OllamaWire:
             eval_ms=eval_ms,
             tokens_per_second=rate,
         )
-
-    def _tool_calls(self, raw: Any, body: bytes) -> tuple[ToolCall, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            raise MalformedResponse(
-                f"{self.provider}: message.tool_calls is not a list: {body_text(body)}"
-            )
-        calls = []
-        for index, item in enumerate(raw):
-            function = item.get("function") if isinstance(item, dict) else None
-            name = function.get("name") if isinstance(function, dict) else None
-            if not isinstance(function, dict) or not isinstance(name, str):
-                raise MalformedResponse(
-                    f"{self.provider}: tool call {index} has no function name: {body_text(body)}"
-                )
-            call_id = item.get("id") if isinstance(item, dict) else None
-            calls.append(
-                ToolCall(
-                    id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
-                    name=name,
-                    arguments=function.get("arguments"),
-                )
-            )
-        return tuple(calls)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         text = _error_text(try_json(body), body)

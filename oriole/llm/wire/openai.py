@@ -12,16 +12,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolCall, ToolSpec
-from oriole.llm.errors import MalformedResponse, ProviderError, ToolsUnsupported
+from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolSpec
+from oriole.llm.errors import ContextOverflow, MalformedResponse, ProviderError, ToolsUnsupported
 from oriole.llm.wire.http_errors import (
     body_text,
     class_for_status,
     count,
+    function_tool_calls,
     load_json_object,
     make_error,
     number,
     plain_json,
+    says_context_exceeded,
     says_tools_unsupported,
     truncate,
     try_json,
@@ -154,7 +156,7 @@ class OpenAIWire:
             message=Message(
                 role="assistant",
                 content=content if isinstance(content, str) else "",
-                tool_calls=self._tool_calls(message.get("tool_calls"), body),
+                tool_calls=function_tool_calls(self.provider, message.get("tool_calls"), body),
             ),
             input_tokens=count(usage.get("prompt_tokens")),
             output_tokens=count(usage.get("completion_tokens")),
@@ -164,34 +166,11 @@ class OpenAIWire:
             tokens_per_second=None if rate is None else round(rate, 2),
         )
 
-    def _tool_calls(self, raw: Any, body: bytes) -> tuple[ToolCall, ...]:
-        if raw is None:
-            return ()
-        if not isinstance(raw, list):
-            raise MalformedResponse(
-                f"{self.provider}: message.tool_calls is not a list: {body_text(body)}"
-            )
-        calls = []
-        for index, item in enumerate(raw):
-            function = item.get("function") if isinstance(item, dict) else None
-            name = function.get("name") if isinstance(function, dict) else None
-            if not isinstance(function, dict) or not isinstance(name, str):
-                raise MalformedResponse(
-                    f"{self.provider}: tool call {index} has no function name: {body_text(body)}"
-                )
-            call_id = item.get("id") if isinstance(item, dict) else None
-            calls.append(
-                ToolCall(
-                    id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
-                    name=name,
-                    arguments=function.get("arguments"),
-                )
-            )
-        return tuple(calls)
-
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         text = _error_text(try_json(body), body)
         # llama.cpp says "tools param requires --jinja flag" with a 500: the text decides.
         if says_tools_unsupported(text):
             return make_error(ToolsUnsupported, self.provider, status, text, headers)
+        if 400 <= status < 500 and says_context_exceeded(text):
+            return make_error(ContextOverflow, self.provider, status, text, headers)
         return make_error(class_for_status(status), self.provider, status, text, headers)
