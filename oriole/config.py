@@ -79,14 +79,17 @@ _DSN_SCHEMES = ("postgresql://", "postgres://")
 
 
 def redact_url(url: str) -> str:
-    """The URL without any user:password part, for messages and logs."""
+    """``url`` without userinfo, query or fragment: safe for messages, logs and labels."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class LlmRateLimit(BaseModel):
@@ -109,6 +112,25 @@ def _split_list(value: object, separator: str) -> object:
         except json.JSONDecodeError as exc:
             raise ValueError(f"is not a valid JSON list: {exc}") from None
     return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+def _json_object(value: object, example: str) -> object:
+    """A dict setting from the environment: a JSON object, empty meaning ``{}``.
+
+    The error never quotes the text (it may hold secrets), only the expected shape.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"is not a JSON object like {example}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"must be a JSON object like {example}")
+    return parsed
 
 
 def env_var_name(field_name: str) -> str:
@@ -494,37 +516,13 @@ class Settings(BaseSettings):
     @field_validator("llm_rate_limits", mode="before")
     @classmethod
     def _parse_rate_limits(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return {}
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f'is not a JSON object like {{"qwen2.5:7b": {{"requests_per_minute": 60}}}}: {exc}'
-            ) from None
-        return parsed
+        return _json_object(value, '{"qwen2.5:7b": {"requests_per_minute": 60}}')
 
     @field_validator("gateway_tokens", mode="before")
     @classmethod
     def _parse_tokens(cls, value: object) -> object:
         """A JSON object; empty means no tokens. Never echo the text: it holds secrets."""
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if not text:
-            return {}
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            raise ValueError(
-                'is not a JSON object like {"<token>": "read", "<other>": "write"}'
-            ) from None
-        if not isinstance(parsed, dict):
-            raise ValueError('must be a JSON object like {"<token>": "read"}')
-        return parsed
+        return _json_object(value, '{"<token>": "read", "<other>": "write"}')
 
     @field_validator("maze_dirs", mode="after")
     @classmethod

@@ -13,7 +13,7 @@ from oriole.llm.errors import ProviderError
 from oriole.llm.pricing import Price
 from oriole.llm.turn import CallInfo, TurnLoop
 from oriole.memory import ActionRecord
-from providers.transport import EndpointPool, failure_details
+from providers.transport import EndpointPool
 
 log = logging.getLogger("oriole.providers.agent")
 
@@ -53,15 +53,14 @@ class LLMAgent:
                 step.request, affinity=observation.run_id, endpoint=self.spec.endpoint
             )
         except ProviderError as exc:
-            attempts, retries = failure_details(exc)
             failed = ModelCall(
                 call_id=call_id,
                 provider=self.spec.provider,
                 model=self.spec.model,
-                attempts=max(1, attempts),
+                attempts=exc.attempts,
                 endpoint=exc.endpoint,
                 context_trimmed=step.context_trimmed,
-                retries=list(retries),
+                retries=list(exc.retries),
             )
             raise AgentFailed(type(exc).__name__, exc.message, failed) from exc
         reply = result.reply

@@ -45,6 +45,10 @@ def transport_policy(settings: Settings) -> TransportPolicy:
     )
 
 
+def bedrock_runtime_url(region: str) -> str:
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
 def configured_endpoints(settings: Settings, provider: str) -> list[str]:
     """The endpoints a provider's pool uses (Bedrock's from the region when not given)."""
     if provider == "ollama":
@@ -55,7 +59,7 @@ def configured_endpoints(settings: Settings, provider: str) -> list[str]:
         if settings.bedrock_endpoints:
             return list(settings.bedrock_endpoints)
         if settings.bedrock_region:
-            return [f"https://bedrock-runtime.{settings.bedrock_region}.amazonaws.com"]
+            return [bedrock_runtime_url(settings.bedrock_region)]
         return []
     return []
 
@@ -67,7 +71,7 @@ class AgentFactory:
         self.settings = settings
         self.prices = prices if prices is not None else load_price_table(settings.price_file)
         self._pools: dict[str, EndpointPool] = {}
-        self._starting: dict[str, asyncio.Task[EndpointPool]] = {}
+        self._opening = asyncio.Lock()
         self._closed = False
 
     def __call__(self, run: RunSpec) -> Agent:
@@ -95,20 +99,14 @@ class AgentFactory:
             )
 
     async def pool(self, provider: str) -> EndpointPool:
-        existing = self._pools.get(provider)
-        if existing is not None:
-            return existing
-        if self._closed:
-            raise AgentFailed("WorkerStopping", "the worker is shutting down")
-        task = self._starting.get(provider)
-        if task is None:
-            task = asyncio.ensure_future(self._open(provider))
-            self._starting[provider] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._starting.pop(provider, None)
+        """The provider's pool, opened by the first run that needs it."""
+        async with self._opening:
+            if self._closed:
+                raise AgentFailed("WorkerStopping", "the worker is shutting down")
+            pool = self._pools.get(provider)
+            if pool is None:
+                pool = self._pools[provider] = await self._open(provider)
+            return pool
 
     async def _open(self, provider: str) -> EndpointPool:
         settings = self.settings
@@ -136,7 +134,7 @@ class AgentFactory:
                 )
             signer = SigV4Signer(region)
             if not endpoints:
-                endpoints = [f"https://bedrock-runtime.{region}.amazonaws.com"]
+                endpoints = [bedrock_runtime_url(region)]
         else:
             raise AgentFailed("UnknownProvider", f"no provider named {provider!r}")
         if not endpoints:
@@ -150,18 +148,13 @@ class AgentFactory:
             rate_limits=_rate_limits(settings),
         )
         await pool.start()
-        if self._closed:
-            await pool.close()
-            raise AgentFailed("WorkerStopping", "the worker is shutting down")
-        self._pools[provider] = pool
         log.info("%s endpoint pool: %s", provider, ", ".join(redact_url(url) for url in endpoints))
         return pool
 
     async def close(self) -> None:
-        self._closed = True
-        for task in list(self._starting.values()):
-            task.cancel()
-        pools, self._pools = list(self._pools.values()), {}
+        async with self._opening:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.close()
 

@@ -1,12 +1,10 @@
 """Prometheus metrics of the model-provider transport.
 
-Endpoint labels go through `redact_url`: an endpoint configured as
+Endpoint labels go through `oriole.config.redact_url`: an endpoint configured as
 ``https://user:secret@host/`` must never put its password into a scrape.
 """
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -43,17 +41,3 @@ TOKENS = Counter(
 )
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
-
-
-def redact_url(url: str) -> str:
-    """``url`` without userinfo, query or fragment: safe for labels, logs and errors."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from oriole.config import redact_url
 from oriole.intents import RetryRecord
 from oriole.llm.chat import ChatRequest, ModelReply
 from oriole.llm.errors import (
@@ -43,7 +44,6 @@ from oriole.llm.resilience import (
 )
 from oriole.llm.wire import WireFormat
 from providers import metrics
-from providers.metrics import redact_url
 
 log = logging.getLogger("oriole.providers")
 
@@ -107,16 +107,6 @@ class EndpointStatus:
     healthy: bool
     in_flight: int
     consecutive_failures: int
-
-
-def failure_details(error: BaseException) -> tuple[int, tuple[RetryRecord, ...]]:
-    """``(attempts, retries)`` that `EndpointPool.chat` attached to the error it raised.
-
-    ``retries`` holds every failed attempt, the last one included.
-    """
-    attempts = getattr(error, "attempts", 1)
-    retries = getattr(error, "retries", ())
-    return (attempts if isinstance(attempts, int) else 1), tuple(retries)
 
 
 class _Endpoint:
@@ -288,7 +278,7 @@ class EndpointPool:
 
         Raises the `ProviderError` of the last attempt, except that exhausting the attempts
         on retryable errors raises `ProviderUnavailable` (caused by the last error). The
-        error carries ``attempts``, ``retries`` (see `failure_details`) and ``endpoint``.
+        error carries ``attempts``, ``retries`` (every failed attempt) and ``endpoint``.
         """
         if self._closed:
             raise RuntimeError("EndpointPool is closed")
@@ -602,6 +592,6 @@ def _record(
 
 
 def _annotate(error: ProviderError, attempts: int, retries: list[RetryRecord]) -> ProviderError:
-    error.attempts = attempts  # type: ignore[attr-defined]
-    error.retries = tuple(retries)  # type: ignore[attr-defined]
+    error.attempts = attempts
+    error.retries = tuple(retries)
     return error

@@ -28,7 +28,7 @@ from oriole.llm.errors import (
     ServerError,
 )
 from oriole.llm.resilience import RateLimit, RetryPolicy
-from providers.transport import EndpointPool, TransportPolicy, failure_details
+from providers.transport import EndpointPool, TransportPolicy
 
 pytestmark = pytest.mark.asyncio
 
@@ -280,7 +280,7 @@ async def test_server_errors_are_retried_then_given_up(make_server: Any, make_po
     with pytest.raises(ProviderUnavailable) as caught:
         await pool.chat(request(), affinity="run-1")
     error = caught.value
-    attempts, retries = failure_details(error)
+    attempts, retries = error.attempts, error.retries
     assert attempts == 4 == len(server.seen)
     assert [r.attempt for r in retries] == [1, 2, 3, 4]
     assert {r.error_class for r in retries} == {"ServerError"}
@@ -301,7 +301,7 @@ async def test_bad_request_is_not_retried(make_server: Any, make_pool: Any) -> N
     with pytest.raises(BadRequest) as caught:
         await pool.chat(request(), affinity="run-1")
     assert caught.value.status == 400
-    assert failure_details(caught.value)[0] == 1
+    assert caught.value.attempts == 1
     assert len(server.seen) == 1
     # A client error says nothing against the endpoint.
     assert pool.status()[0].state == "closed"
@@ -449,7 +449,7 @@ async def test_open_breaker_everywhere_raises_provider_unavailable(
     with pytest.raises(ProviderUnavailable) as caught:
         await pool.chat(request(), affinity="run-1")
     assert "open" in caught.value.message and server.url in caught.value.message
-    attempts, retries = failure_details(caught.value)
+    attempts, retries = caught.value.attempts, caught.value.retries
     assert attempts == 2
     assert [r.error_class for r in retries] == ["ServerError", "ProviderUnavailable"]
     assert len(server.seen) == 1
@@ -624,9 +624,7 @@ async def test_userinfo_never_shows(make_server: Any, make_pool: Any) -> None:
         assert "pa55word" not in text and "hunter2" not in text and "alice" not in text
     with pytest.raises(ProviderUnavailable) as caught:
         await pool.chat(request(), affinity="run-1", endpoint=dead_url)
-    assert "hunter2" not in str(caught.value) and "hunter2" not in str(
-        failure_details(caught.value)[1]
-    )
+    assert "hunter2" not in str(caught.value) and "hunter2" not in str(caught.value.retries)
 
 
 async def test_close_is_idempotent(make_server: Any) -> None:

@@ -7,6 +7,7 @@ records as its error class, so each class names one cause a user can act on.
 from __future__ import annotations
 
 from oriole.errors import OrioleError
+from oriole.intents import RetryRecord
 
 
 class ProviderError(OrioleError):
@@ -27,6 +28,10 @@ class ProviderError(OrioleError):
         self.status = status
         self.retry_after = retry_after
         self.endpoint = endpoint
+        #: Set by the transport on the error it finally raises: the attempts made and every
+        #: failed one (the last included).
+        self.attempts = 1
+        self.retries: tuple[RetryRecord, ...] = ()
 
 
 class RateLimited(ProviderError):
