@@ -40,7 +40,7 @@ from oriole.experiment import (
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients, wait_for_broker
 from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
-from oriole.llm.pricing import load_price_table
+from oriole.llm.pricing import bedrock_base_id, load_price_table
 from oriole.llm.prompts import is_released, normalise_prompt, prompt_versions
 from oriole.logs import configure_logging
 from oriole.schema_base import field_problems, new_run_id
@@ -335,7 +335,6 @@ PROVIDERS = ("builtin", "ollama", "openai", "bedrock")
 _OLLAMA_FAMILIES = ("llama", "qwen", "mistral", "phi", "gemma", "codellama", "deepseek", "smollm")
 _OPENAI_PREFIXES = ("gpt-", "o1", "o3", "o4-", "chatgpt-")
 _BEDROCK_VENDORS = ("anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "deepseek.")
-_BEDROCK_REGIONS = ("us.", "us-gov.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
 
 #: Where each CLI option lands in the start event, to name the option in an error.
 _OPTION_FIELDS: dict[str, dict[str, str]] = {
@@ -371,8 +370,7 @@ def _infer_provider(model: str) -> str | None:
     if model in BUILTIN_AGENTS:
         return "builtin"
     name = model.lower()
-    base = next((name.removeprefix(r) for r in _BEDROCK_REGIONS if name.startswith(r)), name)
-    if base.startswith(_BEDROCK_VENDORS):
+    if bedrock_base_id(name).startswith(_BEDROCK_VENDORS):
         return "bedrock"
     if ":" in name or name.startswith(_OLLAMA_FAMILIES):  # Ollama tags: qwen2.5:7b, gpt-oss:20b
         return "ollama"
@@ -489,13 +487,19 @@ def run(
         float | None, typer.Option("--temperature", help="Sampling temperature.")
     ] = None,
     num_ctx: Annotated[
-        int | None, typer.Option("--num-ctx", help="Context window in tokens (Ollama).")
+        int | None,
+        typer.Option(
+            "--num-ctx",
+            help="Context window in tokens: sent to Ollama; for every provider the "
+            "conversation is trimmed to fit it.",
+        ),
     ] = None,
     max_output_tokens: Annotated[
         int | None, typer.Option("--max-output-tokens", help="Tokens per model reply.")
     ] = None,
     repeat_penalty: Annotated[
-        float | None, typer.Option("--repeat-penalty", help="Repeat penalty (Ollama).")
+        float | None,
+        typer.Option("--repeat-penalty", help="Repeat penalty (Ollama, llama.cpp, vLLM)."),
     ] = None,
     top_p: Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", help="Top-k sampling.")] = None,

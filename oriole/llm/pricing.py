@@ -25,6 +25,7 @@ __all__ = [
     "WILDCARD",
     "Price",
     "PriceTable",
+    "bedrock_base_id",
     "load_price_table",
 ]
 
@@ -44,6 +45,17 @@ INFERENCE_PROFILE_PREFIXES: Final = (
     "ca.",
     "global.",
 )
+
+
+def bedrock_base_id(model: str) -> str:
+    """The model id behind a cross-region inference profile id (``us.amazon.nova-lite-v1:0``
+    → ``amazon.nova-lite-v1:0``); other ids unchanged."""
+    for prefix in INFERENCE_PROFILE_PREFIXES:
+        if model.startswith(prefix):
+            return model.removeprefix(prefix)
+    return model
+
+
 _MILLION: Final = Decimal(1_000_000)
 _QUANTUM: Final = Decimal("1e-10")
 
@@ -170,10 +182,7 @@ class PriceTable:
             return None
         found = models.get(model)
         if found is None and provider == "bedrock":
-            for prefix in INFERENCE_PROFILE_PREFIXES:
-                if model.startswith(prefix):
-                    found = models.get(model.removeprefix(prefix))
-                    break
+            found = models.get(bedrock_base_id(model))
         if found is None and model != WILDCARD:
             found = models.get(WILDCARD)
         return found
