@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from typer.testing import CliRunner
 
 from oriole import generators
-from oriole.cli import app
+from oriole.cli import main
 from oriole.cli.common import settings
 from oriole.cli.stack import parse_agent
 from oriole.errors import ValidationError
 from oriole.llm.prompts import load_prompt
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +26,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ("ORIOLE_CONFIG_FILE", "ORIOLE_PRICE_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ORIOLE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")  # one error per line
     settings.cache_clear()
     (tmp_path / "home" / "mazes").mkdir(parents=True)
     maze = generators.generate("open-field", 12, 10, seed=3, name="field")
@@ -34,8 +36,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
-    return result.exit_code, result.stdout, result.stderr
+    """Through `oriole.cli.main`, as the installed command runs (its errors: status 2)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        mock.patch.object(sys, "argv", ["oriole", *args]),
+    ):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code
+    return int(code or 0), out.getvalue(), err.getvalue()
 
 
 def event(*args: str) -> dict[str, Any]:
@@ -227,5 +240,6 @@ def test_prompts_list_and_show() -> None:
     assert code == 0 and "v1 (default)" in out and rows[1]["sha256"][:12] in out
     code, out, _ = invoke("prompts", "show", "v3-minimal")
     assert code == 0 and out == f"{load_prompt('v3-minimal').text}\n"
-    with pytest.raises(ValidationError, match="VERSION: unknown prompt version 'v0'"):
-        invoke("prompts", "show", "v0")
+    code, out, err = invoke("prompts", "show", "v0")
+    assert (code, out) == (2, "")
+    assert "error: VERSION: unknown prompt version 'v0'" in err

@@ -11,7 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import pydantic
 import typer
@@ -448,11 +448,6 @@ def _prompt_document(version: str | None, prompt_file: Path | None) -> dict[str,
     return {"version": version, "text": normalise_prompt(text)}
 
 
-def _fail(exc: ValidationError) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {exc.field}: {exc.reason}", highlight=False)
-    raise typer.Exit(2)
-
-
 def run(
     maze: Annotated[str, typer.Option("--maze", "-m", help="Maze file or library name.")],
     agent: Annotated[
@@ -590,40 +585,35 @@ def run(
     }
     # Only what was given: a default stays the model's, so the schema's defaults apply.
     chosen = {key: {k: v for k, v in d.items() if v is not None} for key, d in given.items()}
-    try:
-        labels: dict[str, str] = {}
-        for item in label or []:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValidationError("--label", f"expected key=value, got {item!r}")
-            labels[key] = value
-        origin = parse_point(start, "--start") if start else None
-        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-            raise ValidationError(
-                "--endpoint", f"expected an http:// or https:// URL: {endpoint!r}"
-            )
-        spec = parse_agent(agent, seed)
-        agent_doc = spec.model_dump() | {
-            "endpoint": endpoint,
-            "options": _checked(ModelOptions, chosen["options"], "options"),
-        }
-        document: dict[str, Any] = {
-            "run_id": run_id or new_run_id(),
-            "maze": resolved.to_dict(),
-            "agent": agent_doc,
-            "limits": _checked(RunLimits, chosen["limits"], "limits"),
-            "rules": _checked(GameRules, chosen["rules"], "rules"),
-            "comment": comment,
-            "labels": labels,
-        }
-        prompt_doc = _prompt_document(prompt, prompt_file)
-        if prompt_doc is not None:
-            document["prompt"] = prompt_doc
-        if origin is not None:
-            document["start"] = {"x": origin.x, "y": origin.y}
-        prices = load_price_table(settings().price_file)
-    except ValidationError as exc:
-        _fail(exc)
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError("--label", f"expected key=value, got {item!r}")
+        labels[key] = value
+    origin = parse_point(start, "--start") if start else None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ValidationError("--endpoint", f"expected an http:// or https:// URL: {endpoint!r}")
+    spec = parse_agent(agent, seed)
+    agent_doc = spec.model_dump() | {
+        "endpoint": endpoint,
+        "options": _checked(ModelOptions, chosen["options"], "options"),
+    }
+    document: dict[str, Any] = {
+        "run_id": run_id or new_run_id(),
+        "maze": resolved.to_dict(),
+        "agent": agent_doc,
+        "limits": _checked(RunLimits, chosen["limits"], "limits"),
+        "rules": _checked(GameRules, chosen["rules"], "rules"),
+        "comment": comment,
+        "labels": labels,
+    }
+    prompt_doc = _prompt_document(prompt, prompt_file)
+    if prompt_doc is not None:
+        document["prompt"] = prompt_doc
+    if origin is not None:
+        document["start"] = {"x": origin.x, "y": origin.y}
+    prices = load_price_table(settings().price_file)
     verdict = admit(document, catalogue().get, prices=prices)
     if not isinstance(verdict, Admitted):
         for field, reason in verdict.problems:
