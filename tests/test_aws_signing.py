@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import botocore.session
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, RefreshableCredentials
 
 from oriole.llm.errors import AuthenticationFailed
 from providers.aws import SigV4Signer, default_region
+from tests.fake_llm import sigv4_problem
 
 URL = "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3:0/converse"
 BODY = b'{"messages":[{"role":"user","content":[{"text":"hi"}]}]}'
@@ -60,25 +60,18 @@ def env_credentials(isolated_aws: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
 
 
-def expected_signature(
-    headers: dict[str, str], access_key: str = ACCESS_KEY, secret: str = SECRET_KEY
-) -> str:
-    """Recompute the signature with botocore from the headers the signer listed as signed."""
-    authorization = headers["Authorization"]
-    signed = re.search(r"SignedHeaders=([^,]+)", authorization)
-    assert signed is not None
-    names = signed.group(1).split(";")
-    lower = {name.lower(): value for name, value in headers.items()}
-    request = AWSRequest(
-        method="POST",
-        url=URL,
-        data=BODY,
-        headers={name: lower[name] for name in names if name != "host"},
+def signature_problem(headers: dict[str, str], access_key: str = ACCESS_KEY) -> str | None:
+    """What the fake Bedrock server would say about these signed headers (None: valid)."""
+    return sigv4_problem(
+        "POST",
+        URL,
+        headers | {"host": urlsplit(URL).netloc},
+        BODY,
+        access_key=access_key,
+        secret_key=SECRET_KEY,
+        region="eu-west-1",
+        session_token=TOKEN,
     )
-    request.context["timestamp"] = lower["x-amz-date"]
-    auth = SigV4Auth(Credentials(access_key, secret, TOKEN), "bedrock", "eu-west-1")
-    canonical = auth.canonical_request(request)
-    return auth.signature(auth.string_to_sign(request, canonical), request)
 
 
 @pytest.mark.asyncio
@@ -96,8 +89,7 @@ async def test_signature_verifies(env_credentials: None) -> None:
     assert {"content-type", "host", "x-amz-date", "x-amz-security-token"} <= set(
         signed.group(1).split(";")
     )
-    signature = authorization.rsplit("Signature=", 1)[1]
-    assert signature == expected_signature(headers)
+    assert signature_problem(headers) is None
     assert SECRET_KEY not in str(headers) and SECRET_KEY not in repr(signer)
 
 
@@ -151,9 +143,7 @@ async def test_refreshable_credentials_are_refreshed(
     second_key = re.search(r"Credential=([A-Z0-9]+)/", second["Authorization"])
     assert first_key is not None and second_key is not None
     assert first_key.group(1) != second_key.group(1)
-    assert second["Authorization"].rsplit("Signature=", 1)[1] == expected_signature(
-        second, access_key=second_key.group(1)
-    )
+    assert signature_problem(second, access_key=second_key.group(1)) is None
 
 
 @pytest.mark.asyncio

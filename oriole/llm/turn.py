@@ -66,8 +66,6 @@ class _Turn:
     actions: int = 0
     #: The run's action count the next observation must show for this turn to go on.
     expected_actions: int = 0
-    #: Tool results removed from `messages` by trimming (counted once per call).
-    trimmed: int = 0
     ended: bool = False
 
 
@@ -106,24 +104,22 @@ class TurnLoop:
             )
         if turn.queued:
             return self._decide(turn, turn.queued.popleft(), observation, None, "")
-        messages, trimmed = fit_context(
+        # Trimmed results stay trimmed: later calls of the turn send the same prefix.
+        turn.messages, trimmed = fit_context(
             turn.messages,
             self.tools,
             context_window=self.agent.options.num_ctx,
             reply_reserve=self._reply_reserve(),
             chars_per_token=self.chars_per_token,
         )
-        if trimmed > turn.trimmed:
-            turn.messages = list(messages)
-            turn.trimmed = trimmed
-        self._sent_chars = conversation_chars(messages, self.tools)
+        self._sent_chars = conversation_chars(turn.messages, self.tools)
         request = ChatRequest(
             model=self.agent.model,
-            messages=tuple(messages),
+            messages=tuple(turn.messages),
             tools=self.tools,
             options=self.agent.options,
         )
-        return ModelNeeded(request, turn.trimmed)
+        return ModelNeeded(request, trimmed)
 
     def _continue(self, observation: Observation) -> _Turn | None:
         """The current turn if it goes on with this observation, else ``None``."""
