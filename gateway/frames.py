@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from oriole.kafka.codec import UndecodableMessage, json_object
 from projections.rows import status_of
 
 #: Close codes of docs/gateway.md (4xxx are application codes).
@@ -103,11 +104,9 @@ def decode_live(value: bytes | None) -> LiveEvent:
     if not value:
         raise Undecodable("empty record")
     try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Undecodable(f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise Undecodable("not a JSON object")
+        data = json_object(value)
+    except UndecodableMessage as exc:
+        raise Undecodable(str(exc)) from None
     run_id, seq, kind, time = (data.get(k) for k in ("run_id", "seq", "type", "time"))
     if not isinstance(run_id, str) or not run_id:
         raise Undecodable("no run_id")

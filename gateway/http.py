@@ -2,22 +2,25 @@
 
 The ``websockets`` library answers HTTP through its ``process_request`` hook, but its
 request parser refuses any request with a body. :class:`HttpConnection` swaps in a protocol
-whose parser also reads a ``Content-Length`` body (bounded), so ``POST /api/experiments``
-works without another web framework. Every HTTP response closes its connection (one request
+whose parser also reads a ``Content-Length`` body (bounded, and only once the head passed
+the :class:`~gateway.guard.Gatekeeper`), so ``POST /api/experiments`` works without another
+web framework. Every HTTP response closes its connection (one request
 per connection), which is what the websockets server does anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email.utils
-import hmac
 import http
+import logging
 import mimetypes
+import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
@@ -26,81 +29,144 @@ from websockets.http11 import Request, Response, parse_headers, parse_line
 from websockets.protocol import CONNECTING
 from websockets.server import ServerProtocol
 
-from gateway.frames import dumps
+from gateway.frames import dumps, split_target
+from gateway.guard import ANONYMOUS, Admission, Gatekeeper, Refusal, head_problem
 
-#: Largest accepted request body: a start event may embed a big maze (16 MiB, like Kafka's).
+# Re-exported: the authentication rules live in gateway.guard now.
+from gateway.guard import authorize as authorize
+from gateway.guard import bearer_token as bearer_token
+from gateway.metrics import HTTP_REQUESTS
+
+#: Default largest request body (``ORIOLE_GATEWAY_MAX_BODY_BYTES``): a start event may embed
+#: a big maze (16 MiB, like Kafka's).
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Largest websocket message accepted from a client (clients are not expected to send any).
 MAX_CLIENT_MESSAGE = 64 * 1024
 
-Scope = Literal["public", "read", "write"]
+log = logging.getLogger("oriole.gateway")
 
 _ReadLine = Callable[[int, type[Exception]], Generator[None, None, bytes | bytearray]]
-_ReadExact = Callable[[int], Generator[None, None, bytes | bytearray]]
 
 
 @dataclasses.dataclass
 class HttpRequest(Request):
-    """A request with its body (empty for GET and for websocket handshakes)."""
+    """A request with its body (empty for GET and for websocket handshakes).
+
+    ``actor`` is the name of the token that authenticated it (``anonymous`` with
+    authentication off); ``client`` the peer's address.
+    """
 
     body: bytes = b""
+    actor: str = ANONYMOUS
+    client: str = ""
 
 
 class BodyError(ValueError):
-    """A request body the gateway will not read; ``status`` says why."""
+    """A request the gateway answers at once without reading on; ``status`` says why."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.headers = dict(headers or {})
 
 
-def parse_request(
-    read_line: _ReadLine, read_exact: _ReadExact, max_body: int = MAX_BODY_BYTES
-) -> Generator[None, None, HttpRequest]:
-    """Like ``websockets.http11.Request.parse``, plus a ``Content-Length`` body."""
+def parse_head(read_line: _ReadLine) -> Generator[None, None, tuple[str, str, str, Headers]]:
+    """Method, target, protocol and headers; malformed ones raise :class:`BodyError` (400)."""
     request_line = yield from parse_line(read_line)
     try:
         raw_method, raw_path, raw_protocol = request_line.split(b" ", 2)
     except ValueError:
-        raise ValueError("invalid HTTP request line") from None
+        raise BodyError(400, "invalid HTTP request line") from None
     if raw_protocol not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise ValueError("unsupported protocol")
-    method = raw_method.decode("ascii")
-    path = raw_path.decode("ascii")
-    headers = yield from parse_headers(read_line)
-    if "Transfer-Encoding" in headers:
-        raise BodyError(501, "chunked request bodies are not supported; send Content-Length")
+        raise BodyError(400, "unsupported protocol")
+    try:
+        method = raw_method.decode("ascii")
+        path = raw_path.decode("ascii")
+    except UnicodeDecodeError:
+        raise BodyError(400, "the request line must be ASCII") from None
+    try:
+        headers = yield from parse_headers(read_line)
+    except (SecurityError, EOFError):
+        raise
+    except ValueError:
+        raise BodyError(400, "invalid HTTP header") from None
+    return method, path, raw_protocol.decode("ascii"), headers
+
+
+def content_length(headers: Headers) -> int:
+    """The declared body size (0 without one); a bad or conflicting one is a 400."""
     lengths = set(headers.get_all("Content-Length"))
-    body = b""
-    if lengths and lengths != {"0"}:
-        if len(lengths) > 1:
-            raise BodyError(400, "conflicting Content-Length headers")
-        raw = lengths.pop()
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-            raise BodyError(400, "invalid Content-Length")
-        size = int(raw)
-        if size > max_body:
-            raise BodyError(413, f"request body larger than {max_body} bytes")
-        body = bytes((yield from read_exact(size)))
-    return HttpRequest(path, headers, method, raw_protocol.decode("ascii"), body=body)
+    if not lengths or lengths == {"0"}:
+        return 0
+    if len(lengths) > 1:
+        raise BodyError(400, "conflicting Content-Length headers")
+    raw = lengths.pop()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BodyError(400, "invalid Content-Length")
+    return int(raw)
 
 
 class HttpProtocol(ServerProtocol):
-    """The websockets server protocol, reading request bodies too."""
+    """The websockets server protocol, reading request bodies too.
+
+    The head is judged by the :class:`Gatekeeper` before any body byte is read: a refused
+    request is answered at once and whatever it sends afterwards is discarded unread.
+    """
+
+    def __init__(self, gatekeeper: Gatekeeper | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gatekeeper = gatekeeper
+        self.client = ""
+        self._holds_body_slot = False
+        #: Method and route of the request being read, for the log (never the query).
+        self._route = "- -"
+
+    def release_body_slot(self) -> None:
+        """Give back the body slot (idempotent: the parser and connection_lost both call it)."""
+        if self._holds_body_slot and self.gatekeeper is not None:
+            self._holds_body_slot = False
+            self.gatekeeper.release()
+
+    def read_request(self) -> Generator[None, None, HttpRequest]:
+        method, path, protocol, headers = yield from parse_head(self.reader.read_line)
+        if head_problem(method, path, Headers()) is None:
+            self._route = f"{method} {split_target(path).path}"
+        size = content_length(headers)
+        verdict: Refusal | Admission = Admission(ANONYMOUS)
+        if self.gatekeeper is not None:
+            verdict = self.gatekeeper.check(
+                method, path, headers, size, self.client, time.monotonic()
+            )
+        if isinstance(verdict, Refusal):
+            raise BodyError(verdict.status, verdict.detail, verdict.headers)
+        self._holds_body_slot = verdict.body_slot
+        try:
+            if "Transfer-Encoding" in headers:
+                raise BodyError(
+                    501, "chunked request bodies are not supported; send Content-Length"
+                )
+            body = bytes((yield from self.reader.read_exact(size))) if size else b""
+        finally:
+            self.release_body_slot()
+        return HttpRequest(
+            path, headers, method, protocol, body=body, actor=verdict.actor, client=self.client
+        )
 
     def parse(self) -> Generator[None]:
         if self.state is CONNECTING:
             try:
-                request = yield from parse_request(self.reader.read_line, self.reader.read_exact)
+                request = yield from self.read_request()
             except BodyError as exc:
                 self.handshake_exc = exc
-                self.send_response(text_response(exc.status, f"{exc}\n"))
+                HTTP_REQUESTS.labels(str(exc.status)).inc()
+                log.debug("%s -> %d (%s)", self._route, exc.status, exc)
+                self.send_response(error_response(exc.status, str(exc), exc.headers))
                 yield
             except SecurityError as exc:  # request line or headers too long, too many headers
                 self.handshake_exc = exc
-                self.send_response(text_response(431, "request head too large\n"))
+                self.send_response(error_response(431, "request head too large"))
                 yield
-            except Exception as exc:
+            except Exception as exc:  # the client went away mid-request
                 self.handshake_exc = InvalidMessage("did not receive a valid HTTP request")
                 self.handshake_exc.__cause__ = exc
                 self.send_eof()
@@ -114,11 +180,37 @@ class HttpProtocol(ServerProtocol):
 class HttpConnection(ServerConnection):
     """A server connection whose protocol reads request bodies (see :class:`HttpProtocol`)."""
 
+    #: Set on the subclass :func:`gated` makes; None: no checks (tests of the parser only).
+    gatekeeper: Gatekeeper | None = None
+
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         # serve() builds a plain ServerProtocol; replace it before any byte is read. The
         # gateway passes no origins, extensions (compression off) or subprotocols.
-        replacement = HttpProtocol(max_size=MAX_CLIENT_MESSAGE, logger=protocol.logger)
+        replacement = HttpProtocol(
+            self.gatekeeper, max_size=MAX_CLIENT_MESSAGE, logger=protocol.logger
+        )
         super().__init__(replacement, *args, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        assert isinstance(self.protocol, HttpProtocol)
+        self.protocol.client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        assert isinstance(self.protocol, HttpProtocol)
+        self.protocol.release_body_slot()
+
+
+def gated(gatekeeper: Gatekeeper) -> type[HttpConnection]:
+    """The connection class for ``serve(create_connection=...)`` that applies ``gatekeeper``."""
+
+    class GatedConnection(HttpConnection):
+        pass
+
+    GatedConnection.gatekeeper = gatekeeper
+    return GatedConnection
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -208,60 +300,3 @@ def static_path(root: Path, relative: str) -> Path | None:
     if not candidate.is_relative_to(base) or not candidate.is_file():
         return None
     return candidate
-
-
-# --- authentication ----------------------------------------------------------------------
-
-
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """False when a browser sent the request from another site's page.
-
-    Browsers add ``Origin`` to websocket handshakes and cross-site POSTs; other clients
-    (curl, scripts, ``oriole watch``) send none, which is fine. Refusing foreign origins
-    keeps a web page the user happens to visit from reading runs off, or starting
-    experiments on, a gateway that trusts the network position (no tokens, loopback).
-    """
-    if origin is None:
-        return True
-    if host is None:
-        return False
-    return urlsplit(origin.strip()).netloc.lower() == host.strip().lower()
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header."""
-    if authorization is None:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
-
-
-def token_scope(tokens: Mapping[str, str], presented: str) -> str | None:
-    """The scope of ``presented`` (compared in constant time with every token), or None."""
-    found: str | None = None
-    offered = presented.encode()
-    for token, scope in tokens.items():
-        if hmac.compare_digest(token.encode(), offered):
-            found = scope
-    return found
-
-
-def authorize(tokens: Mapping[str, str], need: Scope, presented: str | None) -> int | None:
-    """None when allowed; else the HTTP status to refuse with (401 or 403).
-
-    With no tokens configured everything is allowed (the gateway then listens on loopback
-    only). ``write`` implies ``read``.
-    """
-    if need == "public" or not tokens:
-        return None
-    if presented is None:
-        return 401
-    scope = token_scope(tokens, presented)
-    if scope is None:
-        return 401
-    if need == "write" and scope != "write":
-        return 403
-    return None

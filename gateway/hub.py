@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from gateway.frames import LiveEvent, Undecodable, decode_live
+from gateway.frames import LiveEvent, decode_live
 from gateway.metrics import UNDECODABLE
 from oriole.kafka.clients import make_consumer, stop_quietly
 
@@ -175,7 +175,7 @@ class Hub:
         for value in values:
             try:
                 event = decode_live(value)
-            except Undecodable as exc:
+            except Exception as exc:  # whatever a record holds, the feed goes on
                 UNDECODABLE.inc()
                 log.warning("skipped a record on %s that is not a run event: %s", self.topic, exc)
                 continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -37,34 +36,36 @@ from gateway.frames import (
     valid_run_id,
     ws_route,
 )
+from gateway.guard import ANONYMOUS, Gatekeeper, Policy, cancel_route, principals
 from gateway.http import (
     MAX_CLIENT_MESSAGE,
-    HttpConnection,
     HttpRequest,
-    Scope,
-    authorize,
-    bearer_token,
     content_type,
     error_response,
+    gated,
     json_response,
     response,
-    same_origin,
     static_path,
 )
 from gateway.hub import Hub
 from gateway.metrics import CLIENTS, HTTP_REQUESTS
-from oriole.admission import Admitted, Rejected, admit
+from oriole.admission import Admitted, AllowedEndpoints, Rejected, admit
+from oriole.audit import AuditAction, AuditRecord, log_fields, outcome_of
 from oriole.catalogue import MazeCatalogue
 from oriole.config import Settings, SettingsError, env_var_name
+from oriole.intents import CancelRequest
 from oriole.kafka import prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
-from oriole.kafka.codec import encode
+from oriole.kafka.codec import MessageTooLarge, UndecodableMessage, encode, json_object
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import PriceTable, load_price_table
 from oriole.maze import Maze
 from projections.database import CONNECTION_ERRORS
+from providers.factory import allowed_endpoints
 
 log = logging.getLogger("oriole.gateway")
+#: One record per write action: who (token name), what, which run, the answer.
+audit_log = logging.getLogger("oriole.audit")
 #: The websockets library's own logger. Kept at WARNING or above: at DEBUG it would log
 #: request lines and headers, tokens included.
 _WS_LOG = logging.getLogger("oriole.gateway.websockets")
@@ -74,6 +75,16 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STOP_TIMEOUT = 5.0
 #: Longest a health probe of Kafka or PostgreSQL may take.
 HEALTH_TIMEOUT = 3.0
+#: Longest publishing an audit record may take (the action's answer waits for it).
+AUDIT_TIMEOUT = 10.0
+DATABASE_UNAVAILABLE = "the database is unavailable; try again"
+
+
+class DatabaseTimeout(Exception):
+    """PostgreSQL did not answer within ``gateway_database_timeout``."""
+
+
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, DatabaseTimeout)
 
 
 class Gateway:
@@ -108,6 +119,7 @@ class Gateway:
             find_maze = MazeCatalogue(settings.home / "mazes", settings.maze_dirs).get
         self.find_maze = find_maze
         self.prices = load_price_table(settings.price_file)
+        self.endpoints = allowed_endpoints(settings)
         self.static_dir = static_dir or STATIC_DIR
         self.hub = Hub(
             bootstrap_servers=bootstrap_servers,
@@ -121,7 +133,19 @@ class Gateway:
             unknown_run_grace=unknown_run_grace,
             gap_deadline=gap_deadline,
         )
-        self._tokens: dict[str, str] = dict(settings.gateway_tokens)
+        self._tokens = principals(settings.gateway_tokens)
+        self.gatekeeper = Gatekeeper(
+            Policy(
+                tokens=self._tokens,
+                allowed_hosts=tuple(settings.gateway_allowed_hosts),
+                max_body_bytes=settings.gateway_max_body_bytes,
+                max_concurrent_bodies=settings.gateway_max_concurrent_bodies,
+                rate_per_token=settings.gateway_rate_limit_per_token,
+                rate_per_address=settings.gateway_rate_limit_per_address,
+            )
+        )
+        #: Database work abandoned at its deadline, left to finish (or fail) on its own.
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._server: Server | None = None
         self._producer: Any = None
         self._sessions: set[Session] = set()
@@ -153,6 +177,13 @@ class Gateway:
                 env_var_name("gateway_tokens"),
                 host,
             )
+        elif not is_loopback(host) and not self.settings.gateway_allowed_hosts:
+            log.warning(
+                "%s is empty: the gateway answers only to localhost, 127.0.0.1 and [::1] "
+                "(421 for other Host names); set the names clients use to reach %s",
+                env_var_name("gateway_allowed_hosts"),
+                host,
+            )
         if _WS_LOG.getEffectiveLevel() < logging.WARNING:
             _WS_LOG.setLevel(logging.WARNING)
         prepare_clients(self.tansu, faust=False)
@@ -168,7 +199,7 @@ class Gateway:
                 self.settings.gateway_port,
                 compression=None,
                 process_request=self._process_request,
-                create_connection=HttpConnection,
+                create_connection=gated(self.gatekeeper),
                 server_header="oriole-gateway",
                 logger=_WS_LOG,
                 max_size=MAX_CLIENT_MESSAGE,
@@ -214,6 +245,11 @@ class Gateway:
         await self._stop_clients()
 
     async def _stop_clients(self) -> None:
+        abandoned, self._abandoned = self._abandoned, set()
+        for task in abandoned:
+            task.cancel()
+        if abandoned:
+            await asyncio.wait(abandoned, timeout=STOP_TIMEOUT)
         await self.hub.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
@@ -244,30 +280,20 @@ class Gateway:
             log.debug("%s %s -> %d", request.method, target.path, answer.status_code)
         return answer
 
-    def _denied(self, request: Request, need: Scope, query_token: str | None) -> Response | None:
-        presented = bearer_token(request.headers.get("Authorization")) or query_token
-        status = authorize(self._tokens, need, presented)
-        if status is None:
-            return None
-        if status == 401:
-            return error_response(
-                401, "missing or unknown token", {"WWW-Authenticate": 'Bearer realm="oriole"'}
-            )
-        return error_response(403, "this token may only read")
-
     async def _route(self, request: Request, target: Target) -> Response | None:
+        """Route a request whose head the gatekeeper admitted (Host, Origin, token, body)."""
         path, method = target.path, request.method
-        guarded = ws_route(path) is not None or path.startswith("/api/")
-        if guarded and not same_origin(request.headers.get("Origin"), request.headers.get("Host")):
-            return error_response(403, "requests from another site's page are refused")
         if ws_route(path) is not None:
             if method != "GET":
                 return error_response(405, "websockets use GET", {"Allow": "GET"})
-            tokens = target.params.get("token")
-            # None: go on with the websocket handshake.
-            return self._denied(request, "read", tokens[-1] if tokens else None)
+            return None  # go on with the websocket handshake
         if method == "POST" and path == "/api/experiments":
-            return self._denied(request, "write", None) or await self._start_experiment(request)
+            return await self._start_experiment(request)
+        cancelled = cancel_route(path)
+        if cancelled is not None:
+            if method != "POST":
+                return error_response(405, f"{method} is not allowed here", {"Allow": "POST"})
+            return await self._cancel(request, cancelled)
         if method != "GET":
             known = path in ("/", "/healthz", "/metrics") or path.startswith(("/static/", "/api/"))
             if known:
@@ -283,47 +309,111 @@ class Gateway:
         if path == "/metrics":
             return response(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
         if path.startswith("/api/"):
-            return self._denied(request, "read", None) or await self._api(target)
+            return await self._api(target)
         return error_response(404, "not found")
+
+    async def _database(self, work: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``work`` on the pool within ``gateway_database_timeout``.
+
+        A frozen PostgreSQL must not hang the request: past the deadline the work is
+        cancelled but not awaited (asyncpg may wait for the server to confirm the cancel),
+        and the caller gets :class:`DatabaseTimeout` at once.
+        """
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=self.settings.gateway_database_timeout)
+        if task in done:
+            return task.result()
+        task.cancel()
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
+        raise DatabaseTimeout
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: an abandoned query's error is not news
 
     async def _api(self, target: Target) -> Response:
         path, params = target.path, target.params
         try:
             if path == "/api/experiments":
-                return json_response(200, await api.list_experiments(self.pool, params))
+                found = await self._database(api.list_experiments(self.pool, params))
+                return json_response(200, found)
             prefix = "/api/experiments/"
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 run_id = unquote(path[len(prefix) :])
-                found = await api.get_experiment(self.pool, run_id) if run_id else None
+                found = None
+                if run_id:
+                    found = await self._database(api.get_experiment(self.pool, run_id))
                 if found is None:
                     return error_response(404, f"unknown experiment {run_id!r}")
                 return json_response(200, found)
             prefix = "/api/views/"
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 name = path[len(prefix) :]
-                rows = await api.read_view(self.pool, name, params)
+                rows = await self._database(api.read_view(self.pool, name, params))
                 if rows is None:
                     known = ", ".join(sorted(api.VIEWS))
                     return error_response(404, f"unknown view {name!r}; views: {known}")
                 return json_response(200, rows)
         except api.Problems as problems:
             return json_response(400, problems.document())
-        except CONNECTION_ERRORS:
-            log.warning("PostgreSQL is unavailable for %s", path)
-            return error_response(503, "the database is unavailable; try again")
+        except _DATABASE_DOWN as exc:
+            log.warning("PostgreSQL is unavailable for %s: %r", path, exc)
+            return error_response(503, DATABASE_UNAVAILABLE)
         return error_response(404, "not found")
 
     async def _start_experiment(self, request: Request) -> Response:
         body = request.body if isinstance(request, HttpRequest) else b""
         try:
-            verdict = await asyncio.to_thread(_admit_body, body, self.find_maze, self.prices)
+            verdict = await asyncio.to_thread(
+                _admit_body, body, self.find_maze, self.prices, self.endpoints
+            )
         except api.Problems as problems:
-            return json_response(400, problems.document())
+            answer = json_response(400, problems.document())
+            await self._audit(request, "experiment.start", None, answer, "not valid JSON")
+            return answer
         if not isinstance(verdict, Admitted):
             document = api.Problems(verdict.problems).document()
-            return json_response(400, document)
+            answer = json_response(400, document)
+            run_id = verdict.run_id if isinstance(verdict.run_id, str) else None
+            await self._audit(request, "experiment.start", run_id, answer, "rejected")
+            return answer
         start = verdict.request
-        out = encode(self.topics.experiments_start, start, start.run_id)
+        try:
+            message = encode(self.topics.experiments_start, start, start.run_id)
+        except MessageTooLarge as exc:
+            answer = json_response(413, api.Problems([("body", str(exc))]).document())
+            await self._audit(request, "experiment.start", start.run_id, answer, "too large")
+            return answer
+        if not await self._publish(message, "the start of"):
+            answer = error_response(503, "Kafka is unavailable; the experiment was not started")
+            await self._audit(request, "experiment.start", start.run_id, answer)
+            return answer
+        log.info("experiment %s published through the gateway", start.run_id)
+        answer = json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
+        await self._audit(request, "experiment.start", start.run_id, answer)
+        return answer
+
+    async def _cancel(self, request: Request, run_id: str) -> Response:
+        """``POST /api/experiments/{run_id}/cancel``: a cancel request on the control topic."""
+        if not valid_run_id(run_id):
+            answer = error_response(400, "not a run id")
+            await self._audit(request, "experiment.cancel", None, answer, "not a run id")
+            return answer
+        actor = _actor(request)
+        cancel = CancelRequest(
+            run_id=run_id, reason="cancelled through the gateway", requested_by=actor
+        )
+        if not await self._publish(encode(self.topics.runs_control, cancel, run_id), "cancel"):
+            answer = error_response(503, "Kafka is unavailable; the run was not cancelled")
+        else:
+            answer = json_response(202, {"run_id": run_id, "cancel": "requested"})
+        await self._audit(request, "experiment.cancel", run_id, answer)
+        return answer
+
+    async def _publish(self, out: Any, what: str) -> bool:
+        """Publish one message (bounded in time); False, logged, if Kafka did not take it."""
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(
@@ -332,10 +422,49 @@ class Gateway:
                 30,
             )
         except Exception as exc:
-            log.error("publishing the start of %s failed: %r", start.run_id, exc)
-            return error_response(503, "Kafka is unavailable; the experiment was not started")
-        log.info("experiment %s published through the gateway", start.run_id)
-        return json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
+            key = out.key.decode(errors="replace") if out.key else "?"
+            log.error("publishing %s %s failed: %r", what, key, exc)
+            return False
+        return True
+
+    async def _audit(
+        self,
+        request: Request,
+        action: AuditAction,
+        run_id: str | None,
+        answer: Response,
+        detail: str | None = None,
+    ) -> None:
+        """Log and publish who did what (by token name, never the token)."""
+        record = AuditRecord(
+            action=action,
+            run_id=run_id,
+            token_name=_actor(request),
+            client=request.client if isinstance(request, HttpRequest) else "",
+            status=answer.status_code,
+            outcome=outcome_of(answer.status_code),
+            detail=detail,
+        )
+        audit_log.info(
+            "%s %s by %s from %s: %d %s",
+            record.action,
+            record.run_id or "-",
+            record.token_name,
+            record.client,
+            record.status,
+            record.outcome,
+            extra=log_fields(record),
+        )
+        out = encode(self.topics.audit, record, run_id)
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(
+                    out.topic, out.value, key=out.key, headers=out.headers
+                ),
+                AUDIT_TIMEOUT,
+            )
+        except Exception as exc:
+            log.error("publishing the audit record of %s failed: %r", record.action, exc)
 
     async def _static(self, relative: str) -> Response:
         path = static_path(self.static_dir, relative)
@@ -363,7 +492,7 @@ class Gateway:
 
     async def _database_ok(self) -> bool:
         try:
-            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), HEALTH_TIMEOUT)
+            await self._database(self.pool.fetchval("SELECT 1"))
         except Exception:
             return False
         return True
@@ -431,17 +560,22 @@ class Gateway:
             await session.finish(CLOSE_INTERNAL, "internal error", error_frame("internal error"))
 
 
+def _actor(request: Request) -> str:
+    return request.actor if isinstance(request, HttpRequest) else ANONYMOUS
+
+
 def _admit_body(
-    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable
+    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable, endpoints: AllowedEndpoints
 ) -> Admitted | Rejected:
-    """Decode and admit a start event (in a thread: a big maze takes a while)."""
+    """Decode and admit a start event (in a thread: a big maze takes a while).
+
+    Decoded as Kafka messages are (one decoder: UTF-8 JSON, an object, not nested too deeply).
+    """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise api.Problems([("body", f"not valid JSON: {exc}")]) from None
-    if not isinstance(document, dict):
-        raise api.Problems([("body", "must be a JSON object: an experiment-start event")])
-    return admit(document, find_maze, prices=prices)
+        document = json_object(body)
+    except UndecodableMessage as exc:
+        raise api.Problems([("body", f"{exc}; expected an experiment-start event")]) from None
+    return admit(document, find_maze, prices=prices, endpoints=endpoints)
 
 
 def is_loopback(host: str) -> bool:

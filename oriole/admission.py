@@ -11,12 +11,18 @@ the default version) gets its full text.
 Seeds: ``agent.seed`` drives a built-in agent's choices; a model's sampling seed is
 ``agent.options.seed``. ``agent.seed`` on a model provider is refused (with that hint) rather
 than silently moved, so a run never records a seed that did not do what its author meant.
+
+Start events come from outside (any Kafka client, HTTP, the CLI), so they are read strictly as
+JSON: ``"10"`` is not an integer and ``"true"`` is not a boolean (a coerced value would be a
+run nobody asked for). Text PostgreSQL cannot store (NUL, lone surrogates) is refused here
+rather than found by the projector, and an ``agent.endpoint`` the operator did not configure
+is refused here rather than when the run's first model call is made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
@@ -33,8 +39,10 @@ from oriole.llm.prompts import (
     prompt_versions,
 )
 from oriole.maze import Maze
+from oriole.redaction import redact_url
 from oriole.rules import resolve_start
 from oriole.schema_base import field_problems
+from oriole.storable import storable_json, text_problems
 
 #: Providers this version can run (the schema may name more in a future version).
 AVAILABLE_PROVIDERS = frozenset({"builtin", "ollama", "openai", "bedrock"})
@@ -58,6 +66,52 @@ _BEDROCK_MAX_TEMPERATURE = 1.0
 Problems = list[tuple[str, str]]
 
 
+def normalise_endpoint(url: str) -> str:
+    """The form endpoints are compared in (the settings store them without a trailing slash)."""
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedEndpoints:
+    """The endpoints each provider's runs may name in ``agent.endpoint``.
+
+    The endpoint is sent the provider's API key, so by default (``llm_endpoint_allowlist_only``)
+    only configured ones may be named. One rule for admission and for the agent factory,
+    which checks again at run time. ``restricted=False`` (the default) allows any endpoint.
+    """
+
+    by_provider: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    restricted: bool = False
+
+    @classmethod
+    def only(cls, by_provider: Mapping[str, Sequence[str]]) -> AllowedEndpoints:
+        """Only these endpoints; a provider not named may name none."""
+        return cls(
+            {
+                provider: tuple(normalise_endpoint(url) for url in urls)
+                for provider, urls in by_provider.items()
+            },
+            restricted=True,
+        )
+
+    def refusal(self, provider: str, endpoint: str) -> str | None:
+        """Why ``endpoint`` may not be used for ``provider`` (None: it may); no secrets in it."""
+        if not self.restricted:
+            return None
+        allowed = self.by_provider.get(provider, ())
+        if normalise_endpoint(endpoint) in allowed:
+            return None
+        shown = ", ".join(redact_url(url) for url in allowed) or "none"
+        return (
+            f"{redact_url(endpoint)!r} is not one of the configured {provider} endpoints: "
+            f"{shown}; set ORIOLE_{provider.upper()}_ENDPOINTS or leave it out"
+        )
+
+
+#: No restriction: for callers without settings (tests, tools).
+ANY_ENDPOINT = AllowedEndpoints()
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     request: ExperimentStart  # with the maze embedded, never only named
@@ -76,22 +130,35 @@ def admit(
     find_maze: Callable[[str], Maze],
     *,
     prices: PriceTable | None = None,
+    endpoints: AllowedEndpoints = ANY_ENDPOINT,
 ) -> Admitted | Rejected:
-    """Validate a decoded start event; resolve a named maze through ``find_maze``.
+    """Validate a decoded start event (JSON data); resolve a named maze through ``find_maze``.
 
-    ``prices`` (default: the built-in table) decides whether a cost limit can be enforced.
+    ``prices`` (default: the built-in table) decides whether a cost limit can be enforced;
+    ``endpoints`` (default: any) which ``agent.endpoint`` values may be named.
     """
     requested_id = data.get("run_id")
-    run_id = requested_id if isinstance(requested_id, str) and requested_id else None
+    run_id = (
+        requested_id
+        if isinstance(requested_id, str) and requested_id and not text_problems(requested_id)
+        else None
+    )
     try:
-        request = ExperimentStart.model_validate(data)
+        # Validated without the unstorable characters (reported field by field), so that no
+        # later check or message carries them.
+        document, problems = storable_json(dict(data))
+    except RecursionError:
+        return Rejected(run_id, (("event", "nested too deeply"),))
+    try:
+        # JSON mode: strict about types, yet reads times and enum values from their strings.
+        request = ExperimentStart.model_validate_json(document, strict=True)
     except pydantic.ValidationError as exc:
-        return Rejected(run_id, tuple(field_problems(exc)))
-    problems: list[tuple[str, str]] = []
+        return Rejected(run_id, tuple(problems + field_problems(exc)))
     maze: Maze | None = None
     if request.maze is not None:
         maze = request.maze.to_maze()
-    elif request.maze_name is not None:
+    elif request.maze_name is not None and all(f != "maze_name" for f, _ in problems):
+        # (a name refused for its text is not looked up: it names no maze)
         try:
             maze = find_maze(request.maze_name)
         except ValidationError as exc:
@@ -100,6 +167,10 @@ def admit(
         check_agent_spec(request.agent)
     except ValidationError as exc:
         problems.append((exc.field, exc.reason))
+    if request.agent.provider in MODEL_PROVIDERS and request.agent.endpoint is not None:
+        refusal = endpoints.refusal(request.agent.provider, request.agent.endpoint)
+        if refusal is not None:
+            problems.append(("agent.endpoint", refusal))
     if request.agent.provider not in AVAILABLE_PROVIDERS:
         problems.append(
             (

@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import (
@@ -38,6 +38,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -45,14 +46,18 @@ from pydantic_settings import (
 )
 
 from oriole.errors import ValidationError
+from oriole.redaction import redact_url, url_secrets
 
 __all__ = [
     "ENV_PREFIX",
+    "SECRET_SETTINGS",
     "LogLevel",
     "Settings",
     "SettingsError",
     "env_var_name",
     "load_settings",
+    "redact_url",  # re-exported from oriole.redaction, the one implementation
+    "secret_values",
 ]
 
 ENV_PREFIX = "ORIOLE_"
@@ -72,24 +77,54 @@ ROOT_FALLBACK_PG_DIR = Path("/var/lib/oriole/pgdata")
 MAX_TOPIC_PREFIX_LENGTH = 249 - len(".experiments.rejected")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+DatabaseSslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
+
+#: Settings that hold secrets: each can also be read from the file named by
+#: ``ORIOLE_<NAME>_FILE`` (container secret stores), and their values are redacted from
+#: logs, error messages and events (:func:`secret_values`).
+SECRET_SETTINGS: tuple[str, ...] = (
+    "database_url",
+    "gateway_tokens",
+    "kafka_sasl_password",
+    "kafka_ssl_key_password",
+    "ollama_api_key",
+    "openai_api_key",
+)
+#: AWS credentials Oriole never reads itself (botocore does) but must not echo either.
+AWS_SECRET_VARIABLES: tuple[str, ...] = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+FILE_SUFFIX = "_FILE"
 
 _TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 _DSN_SCHEMES = ("postgresql://", "postgres://")
+#: Optional path settings: empty means unset, "~" is expanded.
+_OPTIONAL_PATHS = (
+    "config_file",
+    "embedded_pg_dir",
+    "price_file",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+    "database_sslrootcert",
+)
 
 
-def redact_url(url: str) -> str:
-    """``url`` without userinfo, query or fragment: safe for messages, logs and labels."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+TokenScope = Literal["read", "write"]
+
+
+class GatewayToken(BaseModel):
+    """A gateway token with a name: the audit trail records the name, never the token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: TokenScope
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._@-]{1,64}$")
 
 
 class LlmRateLimit(BaseModel):
@@ -211,10 +246,48 @@ class Settings(BaseSettings):
             "`oriole up`); `auto` means tansu for the embedded broker, kafka otherwise."
         ),
     )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT",
+        description=(
+            "How Oriole's Kafka clients talk to the brokers: PLAINTEXT, SSL (TLS), "
+            "SASL_PLAINTEXT or SASL_SSL. The embedded Tansu broker is plaintext only."
+        ),
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        default=None,
+        description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); SASL_* only.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name; required with SASL_PLAINTEXT/SASL_SSL."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; required with SASL_PLAINTEXT/SASL_SSL."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset: "
+        "the system's CAs. SSL/SASL_SSL only.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM client certificate for mutual TLS (needs kafka_ssl_keyfile).",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        description="PEM private key of kafka_ssl_certfile (needs kafka_ssl_certfile).",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted kafka_ssl_keyfile."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to.",
+    )
 
     # PostgreSQL
     database_url: str = Field(
         default="",
+        repr=False,
         description=(
             "PostgreSQL DSN (postgresql://user:password@host:port/db). Empty: start the "
             "embedded PostgreSQL server in embedded_pg_dir."
@@ -231,6 +304,17 @@ class Settings(BaseSettings):
     )
     database_command_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="Longest a single SQL statement may run."
+    )
+    database_sslmode: DatabaseSslMode | None = Field(
+        default=None,
+        description=(
+            "TLS to PostgreSQL: disable, prefer, require, verify-ca or verify-full; unset: "
+            "the DSN's own ?sslmode= (libpq default prefer). Overrides the DSN."
+        ),
+    )
+    database_sslrootcert: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the server certificate (verify-ca/-full).",
     )
     projection_batch_size: int = Field(
         default=2000,
@@ -255,12 +339,14 @@ class Settings(BaseSettings):
     gateway_port: int = Field(
         default=8080, ge=1, le=65535, description="Port the websocket/HTTP gateway listens on."
     )
-    gateway_tokens: Annotated[dict[str, Literal["read", "write"]], NoDecode] = Field(
+    gateway_tokens: Annotated[dict[str, TokenScope | GatewayToken], NoDecode] = Field(
         default_factory=dict,
         repr=False,
         description=(
-            'Bearer tokens of the gateway as a JSON object {"<token>": "read" | "write"}; '
-            "write implies read. Empty: no authentication, loopback-only bind."
+            'Bearer tokens of the gateway as a JSON object {"<token>": "read" | "write"} or '
+            '{"<token>": {"scope": "write", "name": "alice"}}; write implies read. The audit '
+            "trail records the name (unnamed: token- and 8 hex digits of its SHA-256). Empty: "
+            "no authentication, loopback-only bind."
         ),
     )
     gateway_client_queue_size: int = Field(
@@ -268,6 +354,53 @@ class Settings(BaseSettings):
         ge=10,
         le=1_000_000,
         description="Frames buffered per websocket client before it is told it lags and dropped.",
+    )
+    gateway_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Host names the gateway answers to (any port; '*' for any), comma-separated or a "
+            "JSON list. Empty: localhost, 127.0.0.1 and [::1] only, which refuses DNS "
+            "rebinding; set the public names when binding a non-loopback address."
+        ),
+    )
+    gateway_max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description=(
+            "Largest body of POST /api/experiments (a start event may embed a big maze); "
+            "every other route accepts no body."
+        ),
+    )
+    gateway_max_concurrent_bodies: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description=(
+            "Request bodies the gateway reads at once; more get 503 with Retry-After, so "
+            "memory stays bounded by this times the body limit."
+        ),
+    )
+    gateway_rate_limit_per_token: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute one token may make (429 beyond); 0: unlimited.",
+    )
+    gateway_rate_limit_per_address: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute one client address may make (429 beyond); 0: unlimited.",
+    )
+    gateway_database_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=300,
+        description=(
+            "Seconds the read API waits for a PostgreSQL connection and its queries before "
+            "answering 503."
+        ),
     )
 
     # Logging and limits
@@ -385,8 +518,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Put the TOML file below the environment and ``.env`` (no secrets-dir source)."""
-        higher = (init_settings, env_settings, dotenv_settings)
+        """Put the TOML file below the environment and ``.env``; ``ORIOLE_<NAME>_FILE``
+        secrets rank with the environment (pydantic's secrets-dir source is not used)."""
+        secret_files = _SecretFilesSource(settings_cls, env_settings, dotenv_settings)
+        higher = (init_settings, secret_files, env_settings, dotenv_settings)
         toml_path = _locate_toml_file(higher)
         if toml_path is None:
             return higher
@@ -408,13 +543,13 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return _expand(value)
 
-    @field_validator("config_file", "embedded_pg_dir", "price_file", mode="before")
+    @field_validator(*_OPTIONAL_PATHS, mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """``ORIOLE_EMBEDDED_PG_DIR=`` means "the default", not the working directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("config_file", "embedded_pg_dir", "price_file", mode="after")
+    @field_validator(*_OPTIONAL_PATHS, mode="after")
     @classmethod
     def _expand_optional_path(cls, value: Path | None) -> Path | None:
         return None if value is None else _expand(value)
@@ -483,6 +618,17 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_kafka_names(cls, value: object) -> object:
+        """Kafka spells these in upper case; accept ``sasl_ssl`` too."""
+        return value.strip().upper() if isinstance(value, str) and value.strip() else value
+
+    @field_validator("database_sslmode", mode="before")
+    @classmethod
+    def _lower_sslmode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) and value.strip() else value
+
     @field_validator("maze_dirs", mode="before")
     @classmethod
     def _split_maze_dirs(cls, value: object) -> object:
@@ -508,7 +654,17 @@ class Settings(BaseSettings):
                 cleaned.append(url)
         return cleaned
 
-    @field_validator("bedrock_region", "ollama_api_key", "openai_api_key", mode="before")
+    @field_validator(
+        "bedrock_region",
+        "ollama_api_key",
+        "openai_api_key",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_key_password",
+        "database_sslmode",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -522,12 +678,39 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_tokens(cls, value: object) -> object:
         """A JSON object; empty means no tokens. Never echo the text: it holds secrets."""
-        return _json_object(value, '{"<token>": "read", "<other>": "write"}')
+        return _json_object(
+            value, '{"<token>": "read", "<other>": {"scope": "write", "name": "alice"}}'
+        )
+
+    @field_validator("gateway_allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        """A JSON list or names separated by commas."""
+        return _split_list(value, ",")
+
+    @field_validator("gateway_allowed_hosts", mode="after")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value if name.strip()]
+        for name in names:
+            if name != "*" and not re.fullmatch(r"[a-z0-9_.-]{1,253}|\[[0-9a-f:.]+\]", name):
+                raise ValueError(
+                    f"{name!r} is not a host name (no scheme or port; IPv6 in brackets)"
+                )
+        return names
 
     @field_validator("maze_dirs", mode="after")
     @classmethod
     def _expand_maze_dirs(cls, value: list[Path]) -> list[Path]:
         return [_expand(path) for path in value]
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        """Refuse TLS/SASL combinations that cannot work, all at once, naming each variable."""
+        problems = _kafka_security_problems(self) + _database_tls_problems(self)
+        if problems:
+            raise ValueError("\n".join(f"{_FIELD_MARKER}{name}: {why}" for name, why in problems))
+        return self
 
     @model_validator(mode="after")
     def _check_pg_dir(self) -> Settings:
@@ -602,6 +785,190 @@ def _pg_dir_problem(path: Path, *, from_home: bool) -> str | None:
 
 #: Prefix of the model-level pg-dir error, so it can be attributed to ORIOLE_EMBEDDED_PG_DIR.
 _PG_DIR_MARKER = "embedded_pg_dir: "
+#: Prefix of each line of a model-level error about one field: ``@<field>: <reason>``.
+_FIELD_MARKER = "@"
+
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+
+
+def _kafka_security_problems(settings: Settings) -> list[tuple[str, str]]:
+    """Why the Kafka TLS/SASL settings cannot work together (empty when they can)."""
+    problems: list[tuple[str, str]] = []
+    protocol = settings.kafka_security_protocol
+    shown = f"{env_var_name('kafka_security_protocol')}={protocol}"
+    if protocol != "PLAINTEXT" and settings.embedded_broker:
+        problems.append(
+            (
+                "kafka_security_protocol",
+                f"is {protocol}, but the embedded Tansu broker (empty "
+                f"{env_var_name('kafka_bootstrap_servers')}) speaks PLAINTEXT only",
+            )
+        )
+    sasl_values = {
+        "kafka_sasl_mechanism": settings.kafka_sasl_mechanism,
+        "kafka_sasl_username": settings.kafka_sasl_username,
+        "kafka_sasl_password": settings.kafka_sasl_password,
+    }
+    if protocol in _SASL_PROTOCOLS:
+        for name in ("kafka_sasl_username", "kafka_sasl_password"):
+            if sasl_values[name] is None:
+                problems.append((name, f"is required with {shown}"))
+    else:
+        for name, value in sasl_values.items():
+            if value is not None:
+                problems.append(
+                    (name, f"is set but {shown}; use SASL_SSL (or SASL_PLAINTEXT) for SASL")
+                )
+    tls_files = {
+        "kafka_ssl_cafile": settings.kafka_ssl_cafile,
+        "kafka_ssl_certfile": settings.kafka_ssl_certfile,
+        "kafka_ssl_keyfile": settings.kafka_ssl_keyfile,
+    }
+    if protocol not in _TLS_PROTOCOLS:
+        for name, path in tls_files.items():
+            if path is not None:
+                problems.append((name, f"is set but {shown}; use SSL or SASL_SSL for TLS"))
+        return problems
+    if settings.kafka_ssl_key_password is not None and settings.kafka_ssl_keyfile is None:
+        problems.append(
+            ("kafka_ssl_key_password", f"is set without {env_var_name('kafka_ssl_keyfile')}")
+        )
+    cert, key = settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile
+    if (cert is None) != (key is None):
+        missing, given = (
+            ("kafka_ssl_keyfile", "kafka_ssl_certfile")
+            if key is None
+            else ("kafka_ssl_certfile", "kafka_ssl_keyfile")
+        )
+        problems.append(
+            (missing, f"is required with {env_var_name(given)} (mutual TLS needs both)")
+        )
+    for name, path in tls_files.items():
+        if path is not None and not path.is_file():
+            problems.append((name, f"file not found: {path}"))
+    return problems
+
+
+def _database_tls_problems(settings: Settings) -> list[tuple[str, str]]:
+    """Why the PostgreSQL TLS settings cannot work (empty when they can)."""
+    problems: list[tuple[str, str]] = []
+    mode = settings.database_sslmode
+    if settings.embedded_database and mode not in (None, "disable", "prefer"):
+        problems.append(
+            (
+                "database_sslmode",
+                f"is {mode}, but the embedded PostgreSQL (empty "
+                f"{env_var_name('database_url')}) listens on a Unix socket only, without TLS",
+            )
+        )
+    root = settings.database_sslrootcert
+    if root is None:
+        return problems
+    if settings.database_sslmode not in ("verify-ca", "verify-full"):
+        problems.append(
+            (
+                "database_sslrootcert",
+                f"is set but {env_var_name('database_sslmode')} is "
+                f"{settings.database_sslmode or 'unset'}; the CA is only used with verify-ca "
+                "or verify-full",
+            )
+        )
+    elif not root.is_file():
+        problems.append(("database_sslrootcert", f"file not found: {root}"))
+    return problems
+
+
+def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Every secret value the settings hold, plus the AWS secrets in ``environ``.
+
+    Fed to :class:`oriole.redaction.Redactor`, so that an upstream error echoing a key, or a
+    library logging a DSN, cannot leak it. ``environ`` defaults to the process environment
+    (botocore reads the AWS keys from there).
+    """
+    found: list[str] = []
+    keys = (
+        settings.ollama_api_key,
+        settings.openai_api_key,
+        settings.kafka_sasl_password,
+        settings.kafka_ssl_key_password,
+    )
+    for key in keys:
+        if key is not None:
+            found.append(key.get_secret_value())
+    found.extend(settings.gateway_tokens)
+    if settings.database_url:  # the password, in the userinfo or as ?password=
+        found.extend(url_secrets(settings.database_url, username=False))
+    env = os.environ if environ is None else environ
+    found.extend(env[name] for name in AWS_SECRET_VARIABLES if env.get(name))
+    return tuple(dict.fromkeys(s for s in found if s))
+
+
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """``ORIOLE_<NAME>_FILE=/run/secrets/x`` for every secret setting (Docker, Kubernetes).
+
+    Looked up in the environment and in ``.env`` (whose strict key check would otherwise
+    call the ``_FILE`` keys unknown settings). The file's content, without its trailing
+    newline, is the value. Setting both ``ORIOLE_<NAME>`` and ``ORIOLE_<NAME>_FILE`` is an
+    error: which one wins would be a guess.
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        env: PydanticBaseSettingsSource,
+        dotenv: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._values: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
+        plain = [_env_vars(env), _env_vars(dotenv)]
+        for field_name in SECRET_SETTINGS:
+            variable = env_var_name(field_name) + FILE_SUFFIX
+            key = variable.lower()
+            path_text = None
+            for source in (env, dotenv):
+                values = _env_vars(source)
+                if key in values and path_text is None:
+                    path_text = values[key]
+                if isinstance(source, EnvSettingsSource) and key in source.env_vars:
+                    # Not a setting of its own: hide it from .env's unknown-key check.
+                    source.env_vars = {k: v for k, v in source.env_vars.items() if k != key}
+            if path_text is None or not path_text.strip():
+                continue
+            if any(
+                (values.get(env_var_name(field_name).lower()) or "").strip() for values in plain
+            ):
+                problems.append(
+                    (
+                        variable,
+                        f"both {env_var_name(field_name)} and {variable} are set; keep only one",
+                    )
+                )
+                continue
+            path = _expand(Path(path_text.strip()))
+            try:
+                content = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                problems.append((variable, f"cannot read {path}: {reason}"))
+                continue
+            self._values[field_name] = content.rstrip("\r\n")
+        if problems:
+            raise SettingsError(problems)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _env_vars(source: PydanticBaseSettingsSource) -> dict[str, str | None]:
+    """The (lower-cased) variables an environment or ``.env`` source read."""
+    if isinstance(source, EnvSettingsSource):
+        return dict(source.env_vars)
+    return {}
 
 
 class SettingsError(ValidationError):
@@ -679,8 +1046,9 @@ def _locate_toml_file(sources: tuple[PydanticBaseSettingsSource, ...]) -> Path |
     return candidate
 
 
-def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
-    """``(ORIOLE_VARIABLE, reason)`` for one pydantic error."""
+def _describe(error: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(ORIOLE_VARIABLE, reason)`` pairs for one pydantic error (a model-level one may
+    list several fields, one ``@field: reason`` line each)."""
     loc = error.get("loc", ())
     message = str(error.get("msg", "invalid value"))
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -690,12 +1058,18 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
         name = str(loc[0]) if loc else "?"
         if name.upper().startswith(ENV_PREFIX):
             name = name[len(ENV_PREFIX) :]
-        return env_var_name(name), f"unknown setting {name!r} (check the spelling)"
+        return [(env_var_name(name), f"unknown setting {name!r} (check the spelling)")]
+    if not loc and message.startswith(_FIELD_MARKER):
+        problems = []
+        for line in message[len(_FIELD_MARKER) :].split("\n" + _FIELD_MARKER):
+            name, _, reason = line.partition(": ")
+            problems.append((env_var_name(name), reason))
+        return problems
     if not loc and message.startswith(_PG_DIR_MARKER):
-        return env_var_name("embedded_pg_dir"), message[len(_PG_DIR_MARKER) :]
+        return [(env_var_name("embedded_pg_dir"), message[len(_PG_DIR_MARKER) :])]
     if not loc:
-        return "ORIOLE_*", message
-    return env_var_name(str(loc[0])), message
+        return [("ORIOLE_*", message)]
+    return [(env_var_name(str(loc[0])), message)]
 
 
 def load_settings(*, env_file: str | Path | None = DEFAULT_ENV_FILE, **overrides: Any) -> Settings:
@@ -707,4 +1081,6 @@ def load_settings(*, env_file: str | Path | None = DEFAULT_ENV_FILE, **overrides
     try:
         return Settings(_env_file=env_file, **overrides)
     except pydantic.ValidationError as exc:
-        raise SettingsError([_describe(err) for err in exc.errors()]) from None
+        raise SettingsError(
+            [problem for err in exc.errors() for problem in _describe(err)]
+        ) from None

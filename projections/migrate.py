@@ -77,13 +77,15 @@ async def migrate(conn: Any) -> list[Migration]:
     available = available_migrations()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
-        await conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
-                    version     integer     PRIMARY KEY,
-                    name        text        NOT NULL,
-                    checksum    text        NOT NULL,
-                    applied_at  timestamptz NOT NULL DEFAULT now())"""
-        )
+        # Checked first: a reader or writer role may not CREATE, even "IF NOT EXISTS".
+        if await conn.fetchval("SELECT to_regclass($1)", MIGRATIONS_TABLE) is None:
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+                        version     integer     PRIMARY KEY,
+                        name        text        NOT NULL,
+                        checksum    text        NOT NULL,
+                        applied_at  timestamptz NOT NULL DEFAULT now())"""
+            )
         applied = await applied_migrations(conn)
         check_history(available, applied)
         pending = available[len(applied) :]

@@ -13,6 +13,7 @@ from oriole.llm.errors import ProviderError
 from oriole.llm.pricing import Price
 from oriole.llm.turn import CallInfo, TurnLoop
 from oriole.memory import ActionRecord
+from oriole.redaction import Redactor
 from providers.transport import EndpointPool
 
 log = logging.getLogger("oriole.providers.agent")
@@ -31,6 +32,7 @@ class LLMAgent:
         price: Price | None,
         *,
         new_call_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        redactor: Redactor | None = None,
     ) -> None:
         self.name = f"{spec.provider}:{spec.model}"
         self.spec = spec
@@ -38,12 +40,15 @@ class LLMAgent:
         self.turns = TurnLoop(spec, prompt)
         self._pool = pool
         self._new_call_id = new_call_id
+        #: The pool redacts upstream text already; this guards the failure text once more
+        #: (it becomes the run's terminal event), whatever raised it.
+        self._redact = redactor or Redactor()
 
     async def decide(self, observation: Observation, history: Sequence[ActionRecord]) -> Decision:
         try:
             step = self.turns.next_step(observation, history)
         except ProviderError as exc:  # the context cannot fit: no call is made
-            raise AgentFailed(type(exc).__name__, exc.message) from exc
+            raise AgentFailed(type(exc).__name__, self._redact(exc.message)) from exc
         if isinstance(step, Decision):
             return step
         pool = await self._pool()
@@ -62,7 +67,7 @@ class LLMAgent:
                 context_trimmed=step.context_trimmed,
                 retries=list(exc.retries),
             )
-            raise AgentFailed(type(exc).__name__, exc.message, failed) from exc
+            raise AgentFailed(type(exc).__name__, self._redact(exc.message), failed) from exc
         reply = result.reply
         if reply.input_tokens is None or reply.output_tokens is None:
             log.warning(

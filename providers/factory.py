@@ -11,9 +11,10 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from oriole.admission import MODEL_PROVIDERS, AllowedEndpoints
 from oriole.agents.base import Agent, AgentFailed
 from oriole.agents.builtin import create_builtin
-from oriole.config import Settings, redact_url
+from oriole.config import Settings, secret_values
 from oriole.experiment import AgentSpec, RunSpec
 from oriole.llm.pricing import PriceTable, load_price_table
 from oriole.llm.resilience import RateLimit, RetryPolicy
@@ -21,6 +22,7 @@ from oriole.llm.wire import WireFormat
 from oriole.llm.wire.bedrock import BedrockWire
 from oriole.llm.wire.ollama import OllamaWire
 from oriole.llm.wire.openai import OpenAIWire
+from oriole.redaction import Redactor, redact_url
 from providers.agent import LLMAgent
 from providers.aws import SigV4Signer, default_region
 from providers.transport import EndpointPool, TransportPolicy
@@ -64,12 +66,23 @@ def configured_endpoints(settings: Settings, provider: str) -> list[str]:
     return []
 
 
+def allowed_endpoints(settings: Settings) -> AllowedEndpoints:
+    """What a run's ``agent.endpoint`` may name: the configured endpoints, or any if allowed."""
+    if not settings.llm_endpoint_allowlist_only:
+        return AllowedEndpoints()
+    return AllowedEndpoints.only(
+        {provider: configured_endpoints(settings, provider) for provider in MODEL_PROVIDERS}
+    )
+
+
 class AgentFactory:
     """Callable the agent runner uses to create the agent of each run."""
 
     def __init__(self, settings: Settings, *, prices: PriceTable | None = None) -> None:
         self.settings = settings
         self.prices = prices if prices is not None else load_price_table(settings.price_file)
+        #: Every configured secret, masked in provider error text before it becomes an event.
+        self.redactor = Redactor(secret_values(settings))
         self._pools: dict[str, EndpointPool] = {}
         self._opening = asyncio.Lock()
         self._closed = False
@@ -83,20 +96,15 @@ class AgentFactory:
         self.check_endpoint(spec)
         price = self.prices.price(spec.provider, spec.model)
         provider = spec.provider
-        return LLMAgent(spec, prompt, lambda: self.pool(provider), price)
+        return LLMAgent(spec, prompt, lambda: self.pool(provider), price, redactor=self.redactor)
 
     def check_endpoint(self, spec: AgentSpec) -> None:
         """Refuse an endpoint that is not configured: keys go only to hosts the operator chose."""
-        if spec.endpoint is None or not self.settings.llm_endpoint_allowlist_only:
+        if spec.endpoint is None:
             return
-        allowed = configured_endpoints(self.settings, spec.provider)
-        if spec.endpoint.rstrip("/") not in allowed:
-            shown = ", ".join(redact_url(url) for url in allowed) or "none"
-            raise AgentFailed(
-                "EndpointNotAllowed",
-                f"agent.endpoint {redact_url(spec.endpoint)!r} is not a configured "
-                f"{spec.provider} endpoint (configured: {shown})",
-            )
+        refusal = allowed_endpoints(self.settings).refusal(spec.provider, spec.endpoint)
+        if refusal is not None:  # admission refuses it too; a worker's settings may differ
+            raise AgentFailed("EndpointNotAllowed", f"agent.endpoint {refusal}")
 
     async def pool(self, provider: str) -> EndpointPool:
         """The provider's pool, opened by the first run that needs it."""
@@ -146,6 +154,7 @@ class AgentFactory:
             headers=headers,
             signer=signer,
             rate_limits=_rate_limits(settings),
+            redactor=self.redactor,
         )
         await pool.start()
         log.info("%s endpoint pool: %s", provider, ", ".join(redact_url(url) for url in endpoints))

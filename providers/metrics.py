@@ -1,6 +1,6 @@
 """Prometheus metrics of the model-provider transport.
 
-Endpoint labels go through `oriole.config.redact_url`: an endpoint configured as
+Endpoint labels go through `oriole.redaction.redact_url`: an endpoint configured as
 ``https://user:secret@host/`` must never put its password into a scrape.
 """
 

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from oriole.config import redact_url
 from oriole.intents import RetryRecord
 from oriole.llm.chat import ChatRequest, ModelReply
 from oriole.llm.errors import (
@@ -43,12 +42,15 @@ from oriole.llm.resilience import (
     retry_delay,
 )
 from oriole.llm.wire import WireFormat
+from oriole.redaction import Redactor, redact_url, url_secrets
 from providers import metrics
 
 log = logging.getLogger("oriole.providers")
 
 #: RetryRecord limits (see `oriole.intents`).
 _MAX_MESSAGE = 2000
+#: Headers whose values are credentials (redacted from error text even without settings).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 
 
 class RequestSigner(Protocol):
@@ -143,6 +145,10 @@ class EndpointPool:
     caches stay warm and adding an endpoint moves few runs) and fails over to the others in
     its own stable order when that endpoint's breaker is open, it is unhealthy, or it failed
     during this call.
+
+    Error text from the servers and the HTTP stack goes through ``redactor`` (plus the
+    pool's own credentials: endpoint userinfo, key headers) as soon as it becomes a
+    `ProviderError`, before any retry record, log line or event sees it.
     """
 
     def __init__(
@@ -155,6 +161,7 @@ class EndpointPool:
         signer: RequestSigner | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
         rate_window_seconds: float = 60.0,
+        redactor: Redactor | None = None,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -178,6 +185,10 @@ class EndpointPool:
         if len(set(displays)) != len(displays):
             raise ValueError(f"endpoints: duplicates in {displays}")
         self._headers = dict(headers or {})
+        self._redact = (redactor or Redactor()).with_secrets(
+            *(secret for url in endpoints for secret in url_secrets(url)),
+            *_header_secrets(self._headers),
+        )
         self._signer = signer
         self._limiters = {
             model: SlidingWindowLimiter(limit, rate_window_seconds)
@@ -426,8 +437,7 @@ class EndpointPool:
                 ) from exc
             except httpx.TransportError as exc:
                 raise ConnectionFailed(
-                    f"{ep.display}: {type(exc).__name__}: {self._scrub(ep, str(exc))}",
-                    endpoint=ep.display,
+                    f"{ep.display}: {type(exc).__name__}: {exc}", endpoint=ep.display
                 ) from exc
             if not response.is_success:
                 raise self._wire.parse_error(
@@ -436,6 +446,10 @@ class EndpointPool:
             reply = self._wire.parse_reply(response.content)
         except ProviderError as exc:
             outcome = type(exc).__name__
+            # Upstream text may echo our key (an error body quoting the Authorization
+            # header): redact it here, before it reaches a retry record, a log or an event.
+            exc.message = self._redact(exc.message)
+            exc.args = (exc.message,)
             if exc.endpoint is None:
                 exc.endpoint = ep.display
             self._judge(ep, exc)
@@ -516,17 +530,6 @@ class EndpointPool:
         )
         metrics.ENDPOINT_HEALTHY.labels(self._provider, ep.display).set(1 if ep.healthy else 0)
 
-    @staticmethod
-    def _scrub(ep: _Endpoint, text: str) -> str:
-        """Error text from the HTTP stack, with the endpoint's credentials taken out."""
-        if ep.url != ep.display:
-            text = text.replace(ep.url, ep.display)
-        parts = urlsplit(ep.url)
-        for secret in (parts.password, parts.username):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
     # -- health checks -----------------------------------------------------------------
 
     async def _health_loop(self, path: str, interval: float) -> None:
@@ -589,6 +592,15 @@ def _record(
         status=error.status,
         wait_ms=wait_seconds * 1000,
     )
+
+
+def _header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """Credential header values, and the token of ``Bearer <token>``."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _CREDENTIAL_HEADERS and value:
+            found += [value, value.split(" ", 1)[-1]]
+    return found
 
 
 def _annotate(error: ProviderError, attempts: int, retries: list[RetryRecord]) -> ProviderError:

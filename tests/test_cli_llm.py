@@ -108,7 +108,11 @@ def test_unclear_agents_are_refused(text: str) -> None:
     assert caught.value.field == "--agent"
 
 
-def test_every_model_option_reaches_the_event(tmp_path: Path) -> None:
+def test_every_model_option_reaches_the_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A named endpoint must be a configured one (it is sent the provider's key).
+    monkeypatch.setenv("ORIOLE_OLLAMA_ENDPOINTS", "http://gpu-box:11434")
     start = event(
         "--agent", "qwen2.5:7b",
         "--temperature", "0",

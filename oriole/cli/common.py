@@ -12,6 +12,7 @@ from oriole.catalogue import MazeCatalogue
 from oriole.config import Settings, load_settings
 from oriole.errors import ValidationError
 from oriole.geometry import Position
+from oriole.kafka.clients import configure_kafka_security
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -19,7 +20,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 @cache
 def settings() -> Settings:
-    return load_settings()
+    current = load_settings()
+    # Every Kafka client of every command (services and clients alike) uses its TLS/SASL.
+    configure_kafka_security(current)
+    return current
 
 
 def catalogue() -> MazeCatalogue:

@@ -28,14 +28,18 @@ from aiokafka.errors import (
 )
 
 from oriole.errors import OrioleError
+from oriole.kafka.clients import security_options
+from oriole.kafka.codec import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from oriole.config import Settings
 
 __all__ = [
+    "AUDIT",
     "DEADLETTER",
     "EXPERIMENTS_REJECTED",
     "EXPERIMENTS_START",
+    "RUNS_CHECKPOINTS",
     "RUNS_CONTROL",
     "RUNS_EVENTS",
     "RUNS_INTENTS",
@@ -54,10 +58,16 @@ RUNS_EVENTS: Final = "runs.events"
 RUNS_INTENTS: Final = "runs.intents"
 RUNS_CONTROL: Final = "runs.control"
 RUNS_REPLAY: Final = "runs.replay"
+RUNS_CHECKPOINTS: Final = "runs.checkpoints"
 DEADLETTER: Final = "deadletter"
+AUDIT: Final = "audit"
 
-#: Keep records forever (a real Kafka would otherwise drop them after 7 days).
-DEFAULT_TOPIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1"})
+#: Keep records forever (a real Kafka would otherwise drop them after 7 days), and refuse
+#: messages over Oriole's limit at the broker (Kafka enforces it; the embedded broker does
+#: not, so every consumer also dead-letters a bigger message unread).
+DEFAULT_TOPIC_CONFIG: Final[Mapping[str, str]] = MappingProxyType(
+    {"retention.ms": "-1", "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+)
 
 _TOPIC_ALREADY_EXISTS: Final = 36
 _POLL_INTERVAL: Final = 0.1
@@ -108,7 +118,13 @@ _CATALOGUE: Final[tuple[tuple[str, str, str], ...]] = (
     (RUNS_INTENTS, "run id", "Agent intents for the maze processor."),
     (RUNS_CONTROL, "run id", "Control requests for runs, e.g. cancel."),
     (RUNS_REPLAY, "run id", "Archived runs re-published for replay."),
+    (
+        RUNS_CHECKPOINTS,
+        "partition number",
+        "Per partition of the run event log, where a process taking it over starts reading.",
+    ),
     (DEADLETTER, "original key", "Poison messages with the error and the original bytes."),
+    (AUDIT, "run id", "The gateway's audit trail: who started or cancelled which run."),
 )
 
 
@@ -158,8 +174,16 @@ class Topics:
         return self.name(RUNS_REPLAY)
 
     @property
+    def runs_checkpoints(self) -> str:
+        return self.name(RUNS_CHECKPOINTS)
+
+    @property
     def deadletter(self) -> str:
         return self.name(DEADLETTER)
+
+    @property
+    def audit(self) -> str:
+        return self.name(AUDIT)
 
     @property
     def specs(self) -> tuple[TopicSpec, ...]:
@@ -191,6 +215,7 @@ async def wait_for_broker(
     while True:
         remaining = deadline - time.monotonic()
         client = AIOKafkaClient(
+            **security_options(),
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
             request_timeout_ms=max(1000, int(min(remaining, 10.0) * 1000)),
@@ -230,6 +255,7 @@ async def ensure_topics(
     if not wanted:
         return []
     admin = AIOKafkaAdminClient(
+        **security_options(),
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         request_timeout_ms=int(timeout * 1000),
