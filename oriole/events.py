@@ -54,6 +54,12 @@ class _Envelope(WireModel):
 class RunStartedPayload(WireModel):
     spec: RunSpec
     warnings: list[str] = Field(default_factory=list)
+    origin: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The start-topic record the run was requested by "
+        "(topic:partition:offset@timestamp): a start read twice is recognised, not refused.",
+    )
 
 
 class DecisionPayload(WireModel):
@@ -206,6 +212,10 @@ class ExperimentRejected(WireModel):
     run_id: str | None = Field(description="The requested run id, if one could be read.")
     problems: list[FieldProblem] = Field(min_length=1)
     original: str = Field(description="The start event as received (truncated to 64 KiB).")
+    origin: str | None = Field(
+        default=None,
+        description="The start-topic record refused (topic:partition:offset@timestamp).",
+    )
     time: AwareDatetime = Field(default_factory=utc_now)
 
 
@@ -218,7 +228,16 @@ class DeadLetter(WireModel):
     partition: int
     offset: int
     key: str | None = Field(description="Message key, base64.")
-    value: str = Field(description="Original message bytes, base64.")
+    value: str = Field(
+        description="Original message bytes, base64 (only the first `value_kept` bytes of a "
+        "message larger than that, so that the dead letter itself fits on the topic)."
+    )
+    value_size: int | None = Field(
+        default=None, ge=0, description="Size of the original message in bytes."
+    )
+    value_kept: int | None = Field(
+        default=None, ge=0, description="Bytes of the original message in `value`."
+    )
     error_class: str
     error: str
     time: AwareDatetime = Field(default_factory=utc_now)

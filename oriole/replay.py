@@ -277,7 +277,12 @@ class _Verifier:
         except Exception as error:
             self._failed_derivation(started, error)
             return end
-        self._derive(index, end, lambda now, ids: start_run(request, maze, now=now, new_id=ids))
+        origin = started.payload.origin  # where the request came from: recorded, not derived
+        self._derive(
+            index,
+            end,
+            lambda now, ids: start_run(request, maze, now=now, new_id=ids, origin=origin),
+        )
         return end
 
     def _decision(self, first: int, requested_at: int) -> int:

@@ -134,8 +134,12 @@ def start_run(
     *,
     now: datetime,
     new_id: IdFactory = uuid.uuid4,
+    origin: str | None = None,
 ) -> list[RunEvent]:
-    """The opening events of a run; ``maze`` is the request's maze, resolved by the caller."""
+    """The opening events of a run; ``maze`` is the request's maze, resolved by the caller.
+
+    ``origin`` names the start-topic record the request came from (see `RunStartedPayload`).
+    """
     start, warnings = resolve_start(maze, request.start, request.rules.vision_range)
     spec = RunSpec(
         maze=MazeData.from_maze(maze),
@@ -150,7 +154,7 @@ def start_run(
         rerun_of=request.rerun_of,
     )
     log = _Log(request.run_id, 0, now, new_id)
-    log.emit(RunStarted, RunStartedPayload(spec=spec, warnings=warnings))
+    log.emit(RunStarted, RunStartedPayload(spec=spec, warnings=warnings, origin=origin))
     state = RunState(request.run_id)
     state.apply(log.events[0])
     # Only the goal rule can fire before the first action (every limit is at least 1).

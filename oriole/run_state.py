@@ -100,6 +100,8 @@ class RunState:
     last_result: dict[str, Any] | None = None
     cancel_requested: bool = False
     finished: RunFinishedPayload | None = None
+    #: The start-topic record that requested the run (see `RunStartedPayload.origin`).
+    origin: str | None = None
 
     # --- reading ------------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class RunState:
             raise RuleError("type", f"run {self.run_id} started twice")
         spec = event.payload.spec
         maze = spec.maze.to_maze()
+        self.origin = event.payload.origin
         self.spec = spec
         self.maze = maze
         self.started_at = event.time

@@ -3,7 +3,13 @@
 At-least-once: a batch's offsets are committed only after its transaction commits, so a crash
 or a rebalance redelivers events that the archive then recognises. While PostgreSQL is
 unreachable the projector keeps the batch, retries with capped exponential backoff and
-jitter, and then catches up; the stream processors never wait for it.
+jitter, and then catches up; the stream processors never wait for it. A record the database
+refuses for what it holds (a poison record) is found by splitting the batch, dead-lettered
+with the database's reason, and the rest is stored: one record can neither stop the
+projector nor make it retry for ever.
+
+It also archives every start request and rejection as it arrives (`start_requests`), so that
+`oriole up` can re-publish, after a crash, the requests that never became runs.
 """
 
 from __future__ import annotations
@@ -13,17 +19,31 @@ import contextlib
 import logging
 import random
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-import pydantic
+import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
 from oriole.events import RunEvent
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
-from oriole.kafka.codec import UndecodableMessage, dead_letter_for, decode_run_event
+from oriole.kafka.codec import (
+    Outgoing,
+    dead_letter_for,
+    decode_run_event,
+)
 from oriole.kafka.topics import Topics
 from projections.database import CONNECTION_ERRORS
+from projections.start_requests import (
+    INSERT_REQUEST,
+    MARK_REJECTED,
+    Row,
+    rejection_row,
+    request_row,
+)
 from projections.store import BatchResult, store_batch
+
+T = TypeVar("T")
 
 log = logging.getLogger("oriole.projector")
 
@@ -65,6 +85,20 @@ class Backoff:
         self.attempt = 0
 
 
+#: Database errors that say nothing about the events: the server is unreachable, or in a
+#: state an operator must fix (disk full, privileges, schema). The batch waits and is retried.
+#: Any other error is about the events themselves: the offending record is dead-lettered.
+WAIT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TransactionRollbackError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.SyntaxOrAccessError,
+    asyncpg.ObjectNotInPrerequisiteStateError,
+)
+
+
 class Projector:
     def __init__(
         self,
@@ -92,6 +126,8 @@ class Projector:
         await self._producer.start()
         self._consumer = make_consumer(
             self.topics.runs_events,
+            self.topics.experiments_start,
+            self.topics.experiments_rejected,
             bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
             client_id=self.client_id,
@@ -135,41 +171,119 @@ class Projector:
         return True
 
     async def _handle(self, batches: dict[Any, list[Any]], stop: asyncio.Event) -> None:
-        events: list[RunEvent] = []
+        pairs: list[tuple[RunEvent, Any]] = []
+        requests: list[Row] = []
+        rejections: list[Row] = []
         offsets: dict[Any, int] = {}
-        letters = []
+        letters: list[Outgoing] = []
         for tp, records in batches.items():
             for record in records:
                 offsets[tp] = record.offset + 1
                 try:
-                    events.append(decode_run_event(record.value))
-                except (UndecodableMessage, pydantic.ValidationError) as exc:
+                    if tp.topic == self.topics.experiments_start:
+                        requests.append(request_row(record))
+                    elif tp.topic == self.topics.experiments_rejected:
+                        rejection = rejection_row(record.value)
+                        if rejection is not None:
+                            rejections.append(rejection)
+                    else:
+                        pairs.append((decode_run_event(record.value), record))
+                except Exception as exc:  # any record, however hostile, is one dead letter
                     EVENTS.labels("undecodable").inc()
                     letters.append(dead_letter_for(record, exc, self.topics.deadletter))
-        result = await self._store(events, stop)
-        if result is None:
+        # Requests first: a rejection in the same batch marks its request.
+        if (requests or rejections) and not await self._store_requests(requests, rejections, stop):
+            return
+        if not await self._store_isolating(pairs, stop, letters):
             return  # stopping: nothing committed, the batch is redelivered
         for outgoing in letters:
-            await self._producer.send_and_wait(
-                outgoing.topic, outgoing.value, key=outgoing.key, headers=outgoing.headers
-            )
+            try:
+                await self._producer.send_and_wait(
+                    outgoing.topic, outgoing.value, key=outgoing.key, headers=outgoing.headers
+                )
+            except Exception as exc:
+                log.error("a dead letter could not be published: %s", exc)
         try:
             await self._consumer.commit(offsets)
         except Exception as exc:
             log.warning("offset commit failed (%s); the batch will be redelivered", exc)
 
+    async def _store_isolating(
+        self, pairs: list[tuple[RunEvent, Any]], stop: asyncio.Event, letters: list[Outgoing]
+    ) -> bool:
+        """Store the batch; if it holds a record the database refuses, store the rest.
+
+        The batch is split in halves until the refused records are alone; each of those is
+        dead-lettered with the database's reason. Order is kept (first half first). False
+        only when stopping.
+        """
+        try:
+            return await self._store([event for event, _ in pairs], stop) is not None
+        except Exception as exc:
+            if len(pairs) == 1:
+                event, record = pairs[0]
+                EVENTS.labels("refused").inc()
+                log.error(
+                    "run %s event %s refused by PostgreSQL (%s: %s); dead-lettered",
+                    event.run_id,
+                    event.seq,
+                    type(exc).__name__,
+                    exc,
+                )
+                letters.append(dead_letter_for(record, exc, self.topics.deadletter))
+                return True
+            middle = len(pairs) // 2
+            return await self._store_isolating(
+                pairs[:middle], stop, letters
+            ) and await self._store_isolating(pairs[middle:], stop, letters)
+
+    async def _store_requests(
+        self, requests: list[Row], rejections: list[Row], stop: asyncio.Event
+    ) -> bool:
+        """Archive start requests and mark rejected ones; False only when stopping."""
+
+        async def store(conn: Any) -> bool:
+            async with conn.transaction():
+                if requests:
+                    await conn.executemany(INSERT_REQUEST, requests)
+                if rejections:
+                    await conn.executemany(MARK_REJECTED, rejections)
+            return True
+
+        try:
+            return await self._with_database(store, stop) is not None
+        except Exception as exc:  # nothing in them can be refused; say so and go on
+            log.error("start requests could not be archived (%s: %s)", type(exc).__name__, exc)
+            return True
+
     async def _store(self, events: list[RunEvent], stop: asyncio.Event) -> BatchResult | None:
+        """Store ``events``, waiting out an unavailable database; None when stopping.
+
+        Raises what the database says about the events themselves (a poison record).
+        """
+        started = time.perf_counter()
+        result = await self._with_database(lambda conn: store_batch(conn, events), stop)
+        if result is not None:
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            self._account(events, result)
+        return result
+
+    async def _with_database(
+        self, work: Callable[[Any], Awaitable[T]], stop: asyncio.Event
+    ) -> T | None:
+        """``work(conn)``, retried with backoff while the database cannot do it for reasons
+        of its own (`WAIT_ERRORS`); None when stopping. Other errors are raised."""
         backoff = Backoff()
         while True:
-            started = time.perf_counter()
             try:
                 async with self.pool.acquire() as conn:
-                    result = await store_batch(conn, events)
-            except CONNECTION_ERRORS as exc:
+                    result = await work(conn)
+            except WAIT_ERRORS as exc:
                 DB_ERRORS.inc()
                 delay = backoff.next_delay()
                 if not self.waiting_for_database:
-                    log.warning("PostgreSQL unavailable (%s); retrying", exc)
+                    level = logging.WARNING if isinstance(exc, CONNECTION_ERRORS) else logging.ERROR
+                    log.log(level, "PostgreSQL cannot store events now (%r); retrying", exc)
                 self.waiting_for_database = True
                 log.debug("retrying the batch in %.1f s", delay)
                 with contextlib.suppress(TimeoutError):
@@ -180,8 +294,6 @@ class Projector:
             if self.waiting_for_database:
                 log.info("PostgreSQL is back; catching up")
                 self.waiting_for_database = False
-            BATCH_SECONDS.observe(time.perf_counter() - started)
-            self._account(events, result)
             return result
 
     def _account(self, events: list[RunEvent], result: BatchResult) -> None:

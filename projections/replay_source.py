@@ -10,12 +10,24 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
+
+from oriole.checkpoint import RunCheckpoint
 from oriole.events import RunEvent, dump_run_event
 from oriole.kafka import ensure_topics, prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
-from oriole.kafka.codec import REPLAY_HEADER, TRACE_HEADER, TYPE_HEADER, VERSION_HEADER
+from oriole.kafka.codec import (
+    REPLAY_HEADER,
+    TRACE_HEADER,
+    TYPE_HEADER,
+    VERSION_HEADER,
+    UndecodableMessage,
+    encode,
+)
 from oriole.kafka.topics import Topics
+from oriole.origin import origin_digest
 from oriole.stack import Connection
+from projections.start_requests import unstarted_requests
 from projections.store import run_events_of
 
 #: Header naming one replay, so a subscriber can tell two replays of the same run apart.
@@ -43,10 +55,47 @@ async def restore_unfinished_runs(pool: Any, connection: Connection, topics: Top
             "SELECT run_id FROM experiments WHERE status = 'running' ORDER BY started_at"
         )
         logs = [await run_events_of(conn, row["run_id"]) for row in rows]
+        finished = await conn.fetch(_FINISHED_RUNS)
     logs = [events for events in logs if events]
     if logs:
         await _publish(connection, topics, topics.runs_events, logs, [])
+    await _publish_checkpoints(connection, topics, {r["run_id"]: r["origin"] for r in finished})
     return [events[0].run_id for events in logs]
+
+
+#: Every archived run that has finished, with the origin of its start.
+_FINISHED_RUNS = """
+    SELECT e.run_id, s.payload->>'origin' AS origin
+      FROM experiments e JOIN run_events s ON s.run_id = e.run_id AND s.seq = 1
+     WHERE e.status <> 'running'"""
+
+
+async def _publish_checkpoints(
+    connection: Connection, topics: Topics, finished: dict[str, str | None]
+) -> None:
+    """Tell the maze processors of a fresh broker which runs have finished (from the archive).
+
+    A start re-published for one of them is then refused as a duplicate instead of running
+    it again. The checkpoints account for no offset of the fresh log (``next_offset`` 0), so
+    the restored logs of unfinished runs are still read from the beginning.
+    """
+    partitioner = DefaultPartitioner()
+    partitions = list(range(topics.partitions))
+    per_partition: dict[int, dict[str, str | None]] = {p: {} for p in partitions}
+    for run_id, origin in finished.items():
+        partition = partitioner(run_id.encode(), partitions, partitions)
+        per_partition[partition][run_id] = origin_digest(origin)
+    producer = make_producer(connection.bootstrap_servers, client_id="oriole-restore")
+    await producer.start()
+    try:
+        for partition, runs in per_partition.items():
+            checkpoint = RunCheckpoint(partition=partition, next_offset=0, finished=runs)
+            out = encode(topics.runs_checkpoints, checkpoint, str(partition))
+            await producer.send_and_wait(
+                out.topic, out.value, key=out.key, headers=out.headers, partition=partition
+            )
+    finally:
+        await stop_quietly(producer)
 
 
 async def _publish(
@@ -79,3 +128,31 @@ async def _publish(
             await future
     finally:
         await stop_quietly(producer)
+
+
+async def republish_unstarted_requests(
+    pool: Any, connection: Connection, topics: Topics
+) -> list[str]:
+    """Publish again the archived start requests that neither ran nor were rejected.
+
+    Called by `oriole up` on a fresh embedded broker, after `restore_unfinished_runs`: a start
+    acknowledged just before a crash is run now instead of vanishing. Returns their run ids.
+    """
+    async with pool.acquire() as conn:
+        waiting = await unstarted_requests(conn)
+    if not waiting:
+        return []
+    producer = make_producer(connection.bootstrap_servers, client_id="oriole-restore")
+    await producer.start()
+    published: list[str] = []
+    try:
+        for request in waiting:
+            try:
+                message = request.republished()
+            except UndecodableMessage:
+                continue  # never a start at all: its rejection was lost with the broker
+            await producer.send_and_wait(topics.experiments_start, message, key=request.key)
+            published.append(request.run_id)
+    finally:
+        await stop_quietly(producer)
+    return published

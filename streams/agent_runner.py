@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from oriole.agents.base import Agent, AgentFailed, Observation
 from oriole.experiment import RunSpec
@@ -28,9 +29,10 @@ from oriole.intents import AgentFailure
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import encode
 from oriole.kafka.topics import Topics
+from oriole.redaction import redact_userinfo
 from oriole.run_state import RunState
 from streams import metrics
-from streams.event_log import RebuiltRuns
+from streams.event_log import RebuiltRuns, read_checkpoints
 
 log = logging.getLogger("oriole.streams.agents")
 
@@ -48,10 +50,13 @@ class AgentRunner:
         client_id: str = "oriole",
         group_id: str | None = None,
         max_concurrency: int = 50,
+        redact: Callable[[str], str] = redact_userinfo,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.topics = topics
         self.agent_factory = agent_factory
+        #: Masks secrets in an agent's error text before it becomes an event.
+        self.redact = redact
         self.client_id = f"{client_id}-agents"
         self.group_id = group_id or f"{topics.prefix}.agent-runner"
         self.runs = RebuiltRuns()
@@ -76,9 +81,9 @@ class AgentRunner:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=1000)
                 touched: set[str] = set()
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
-                        run_id = self.runs.fold(record.value)
+                        run_id = self.runs.fold(record.value, tp.partition, record.offset)
                         if run_id is not None:
                             touched.add(run_id)
                 if self._catch_up:
@@ -95,8 +100,18 @@ class AgentRunner:
             await stop_quietly(self._producer)
 
     async def _caught_up(self) -> bool:
+        assignment = self._consumer.assignment()
         for tp, end in list(self._catch_up.items()):
-            if await self._consumer.position(tp) >= end:
+            # A rebalance may have taken the partition away since the catch-up began.
+            if tp not in assignment:
+                del self._catch_up[tp]
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:  # revoked while we asked
+                del self._catch_up[tp]
+                continue
+            if position >= end:
                 del self._catch_up[tp]
         return not self._catch_up
 
@@ -104,6 +119,7 @@ class AgentRunner:
 
     async def _on_revoked(self) -> None:
         await self._cancel_all()
+        self._catch_up = {}
         self.runs = RebuiltRuns()
         self.agents.clear()
         self.decided.clear()
@@ -115,7 +131,21 @@ class AgentRunner:
             self.ready.set()
             return
         ends = await self._consumer.end_offsets(partitions)
-        await self._consumer.seek_to_beginning(*partitions)
+        # Only the newest checkpoint is read here (one record per partition); the log from the
+        # earliest active run's start is folded by the main loop, outside this callback.
+        checkpoints = await read_checkpoints(
+            self.bootstrap,
+            self.topics.runs_checkpoints,
+            [tp.partition for tp in partitions],
+            client_id=self.client_id,
+        )
+        for tp in partitions:
+            checkpoint = checkpoints.get(tp.partition)
+            if checkpoint is None or checkpoint.next_offset > ends[tp]:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self.runs.seed(checkpoint)
+                self._consumer.seek(tp, checkpoint.resume_offset())
         self._catch_up = {tp: end for tp, end in ends.items() if end > 0}
         if not self._catch_up:
             self.ready.set()
@@ -177,6 +207,7 @@ class AgentRunner:
                     error_class, message, call = exc.error_class, exc.message, exc.model_call
                 else:
                     error_class, message, call = type(exc).__name__, str(exc), None
+                message = self.redact(message)
                 metrics.AGENT_FAILURES.labels(error_class).inc()
                 log.warning(
                     "agent of %s failed: %s: %s",

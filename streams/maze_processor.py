@@ -26,26 +26,26 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import pydantic
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from oriole.admission import Admitted, admit
+from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, admit
 from oriole.errors import RuleError, ValidationError
-from oriole.events import ExperimentRejected, FieldProblem, RunEvent
+from oriole.events import ExperimentRejected, FieldProblem, RunEvent, RunStarted
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import (
     Outgoing,
     StartCommand,
     UndecodableMessage,
+    command_from_message,
     dead_letter_for,
-    decode_command,
     encode,
     json_object,
 )
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import PriceTable
 from oriole.maze import Maze
+from oriole.origin import derived_run_id, origin_digest, start_origin
 from oriole.rules import (
     StaleCommand,
     handle_cancel,
@@ -56,12 +56,15 @@ from oriole.rules import (
 )
 from oriole.run_state import RunState
 from oriole.schema_base import utc_now
+from oriole.storable import without_nul
 from streams import metrics
-from streams.event_log import rebuild
+from streams.event_log import RebuiltRuns, read_checkpoints, rebuild
 
 log = logging.getLogger("oriole.streams.maze")
 
 MAX_ORIGINAL_BYTES = 64 * 1024
+#: Longest a stopping processor waits for its last events and checkpoints to be acknowledged.
+FINAL_FLUSH_SECONDS = 5.0
 
 
 class MazeProcessor:
@@ -75,24 +78,41 @@ class MazeProcessor:
         group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         tick_interval: float = 0.5,
+        checkpoint_interval: float = 10.0,
         prices: PriceTable | None = None,
+        endpoints: AllowedEndpoints = ANY_ENDPOINT,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.topics = topics
         self.find_maze = find_maze
         self.prices = prices
+        self.endpoints = endpoints
         self.client_id = f"{client_id}-maze"
         self.group_id = group_id or f"{topics.prefix}.maze-processor"
         self.clock = clock
         self.tick_interval = tick_interval
-        self.states: dict[str, RunState] = {}
-        self.finished: set[str] = set()
+        self.checkpoint_interval = checkpoint_interval
+        #: The runs of the partitions this process owns (active states, finished runs).
+        self.runs = RebuiltRuns()
         self._lock = asyncio.Lock()
-        self._pending: list[asyncio.Future[Any]] = []
+        #: Sends not yet acknowledged, each with the run whose run.started it carries.
+        self._pending: list[tuple[asyncio.Future[Any], str | None]] = []
         self._producer: Any = None
         self._consumer: Any = None
         self._recover = False
+        #: Command partitions gained and waiting for their runs to be rebuilt.
+        self._gained: set[int] | None = None
+        self._owned: set[int] = set()
+        #: Next offset of each owned events partition, as far as this process knows.
+        self._log_end: dict[int, int] = {}
+        #: Owned partitions whose checkpoint is out of date.
+        self._dirty: set[int] = set()
         self.ready = asyncio.Event()
+
+    @property
+    def states(self) -> dict[str, RunState]:
+        """The active runs this process owns."""
+        return self.runs.active
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -107,11 +127,13 @@ class MazeProcessor:
             listener=_Listener(self),
         )
         await self._consumer.start()
-        last_tick = time.monotonic()
+        last_tick = last_checkpoint = time.monotonic()
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
                 async with self._lock:
+                    if self._gained is not None:
+                        await self._rebuild()
                     if batches:
                         await self._process(batches)
                     if self._recover or time.monotonic() - last_tick >= self.tick_interval:
@@ -119,38 +141,68 @@ class MazeProcessor:
                         last_tick = time.monotonic()
                         self._tick()
                         await self._flush()
+                    if time.monotonic() - last_checkpoint >= self.checkpoint_interval:
+                        last_checkpoint = time.monotonic()
+                        await self._checkpoint(self._dirty & self._owned)
         finally:
+            # Bounded: with the broker gone, a send would wait for its request timeout.
             with contextlib.suppress(Exception):
-                async with self._lock:
-                    await self._flush()
+                await asyncio.wait_for(self._final_flush(), FINAL_FLUSH_SECONDS)
             await stop_quietly(self._consumer)
             await stop_quietly(self._producer)
 
-    async def _on_revoked(self) -> None:
+    async def _final_flush(self) -> None:
         async with self._lock:
             await self._flush()
-            self.states.clear()
-            self.finished.clear()
+            await self._checkpoint(self._dirty & self._owned)
+
+    async def _on_revoked(self) -> None:
+        async with self._lock:
+            self._gained = None
+            try:
+                await self._flush()
+                await self._checkpoint(self._owned)  # the next owner starts from here
+            except Exception as exc:
+                log.warning("could not write checkpoints before a rebalance: %s", exc)
+            self.runs = RebuiltRuns()
+            self._owned = set()
+            self._log_end = {}
+            self._dirty = set()
             self.ready.clear()
 
-    async def _on_assigned(self, assigned: set[Any]) -> None:
-        owned = {tp.partition for tp in assigned if tp.topic == self.topics.runs_intents}
-        async with self._lock:
-            runs = await rebuild(
-                self.bootstrap, self.topics.runs_events, owned, client_id=self.client_id
-            )
-            self.states = runs.active
-            self.finished = runs.finished
-            self._recover = True
-            metrics.ACTIVE_RUNS.labels("maze").set(len(self.states))
-            self.ready.set()
+    def _on_assigned(self, assigned: set[Any]) -> None:
+        # No I/O here: the rebuild runs in the main loop, so a long one cannot outlast the
+        # rebalance or the session; commands wait until it is done.
+        self._gained = {tp.partition for tp in assigned if tp.topic == self.topics.runs_intents}
+
+    async def _rebuild(self) -> None:
+        owned, self._gained = self._gained or set(), None
+        checkpoints = await read_checkpoints(
+            self.bootstrap, self.topics.runs_checkpoints, owned, client_id=self.client_id
+        )
+        self.runs, self._log_end = await rebuild(
+            self.bootstrap,
+            self.topics.runs_events,
+            owned,
+            client_id=self.client_id,
+            checkpoints=checkpoints,
+        )
+        self._owned = owned
+        self._dirty = set(owned)
+        self._recover = True
+        metrics.ACTIVE_RUNS.labels("maze").set(len(self.runs.active))
+        self.ready.set()
         log.info("maze processor owns command partitions %s", sorted(owned))
 
     # --- batches ------------------------------------------------------------------------
 
     async def _process(self, batches: dict[Any, list[Any]]) -> None:
+        """Handle every record on its own: whatever one record does, the others go on."""
+        assignment = self._consumer.assignment()
         commits: dict[Any, int] = {}
         for tp, records in batches.items():
+            if tp not in assignment:
+                continue  # fetched before a rebalance took the partition away
             for record in records:
                 try:
                     if tp.topic == self.topics.experiments_start:
@@ -159,73 +211,124 @@ class MazeProcessor:
                         self._ingest_control(record)
                     else:
                         self._handle_command(record)
-                except (UndecodableMessage, pydantic.ValidationError) as exc:
+                except Exception as exc:
                     self._dead_letter(record, exc)
                 commits[tp] = record.offset + 1
         await self._flush()
-        await self._consumer.commit({tp: offset for tp, offset in commits.items()})
+        try:
+            await self._consumer.commit(commits)
+        except Exception as exc:
+            # A rebalance in progress (CommitFailedError and friends): the records are read
+            # again by the next owner, which recognises what was already done.
+            log.warning("offset commit failed (%s); the records will be redelivered", exc)
 
-    def _send(self, outgoing: Outgoing) -> None:
+    def _send(self, outgoing: Outgoing, started: str | None = None) -> None:
         future = self._producer.send(
             outgoing.topic, outgoing.value, key=outgoing.key, headers=outgoing.headers
         )
-        self._pending.append(asyncio.ensure_future(future))
+        self._pending.append((asyncio.ensure_future(future), started))
 
     async def _flush(self) -> None:
         """Wait until everything sent so far is acknowledged (and raise if anything failed)."""
         pending, self._pending = self._pending, []
-        if pending:
-            sent = await asyncio.gather(*pending)
-            await asyncio.gather(*sent)
+        if not pending:
+            return
+        sent = await asyncio.gather(*(future for future, _ in pending))
+        acknowledged = await asyncio.gather(*sent)
+        for (_, started), metadata in zip(pending, acknowledged, strict=True):
+            if metadata.topic != self.topics.runs_events:
+                continue
+            partition = metadata.partition
+            self._log_end[partition] = max(self._log_end.get(partition, 0), metadata.offset + 1)
+            self._dirty.add(partition)
+            if started is not None:
+                self.runs.partition_of[started] = partition
+                if started in self.runs.active:
+                    self.runs.started_at[started] = metadata.offset
+
+    async def _checkpoint(self, partitions: set[int]) -> None:
+        """Write the checkpoint of ``partitions`` (after a flush: it covers only what is acked)."""
+        if not partitions:
+            return
+        for partition in sorted(partitions):
+            checkpoint = self.runs.checkpoint(partition, self._log_end.get(partition, 0))
+            out = encode(self.topics.runs_checkpoints, checkpoint, str(partition))
+            await self._producer.send_and_wait(
+                out.topic, out.value, key=out.key, headers=out.headers, partition=partition
+            )
+        self._dirty -= partitions
 
     def _dead_letter(self, record: Any, error: BaseException) -> None:
         metrics.DEAD_LETTERS.labels(record.topic).inc()
-        self._send(dead_letter_for(record, error, self.topics.deadletter))
+        try:
+            self._send(dead_letter_for(record, error, self.topics.deadletter))
+        except Exception as exc:  # the letter itself could not be sent: say so, go on
+            log.error(
+                "message %s[%s]@%s could not be dead-lettered: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
 
     # --- ingress: starts and control from the outside world ----------------------------
 
     def _ingest_start(self, record: Any) -> None:
+        origin = start_origin(record.topic, record.partition, record.offset, record.timestamp)
         try:
             data = json_object(record.value)
         except UndecodableMessage as exc:
-            self._reject(None, [("event", str(exc))], record.value)
+            self._reject(_readable_key(record.key), [("event", str(exc))], record.value, origin)
             self._dead_letter(record, exc)
             return
-        verdict = admit(data, self.find_maze, prices=self.prices)
+        # A start without a run id gets one derived from where it came from, so that reading
+        # the same record twice (a redelivery) cannot start two runs.
+        data.setdefault("run_id", derived_run_id(origin))
+        verdict = admit(data, self.find_maze, prices=self.prices, endpoints=self.endpoints)
         if not isinstance(verdict, Admitted):
-            self._reject(verdict.run_id, list(verdict.problems), record.value)
+            self._reject(verdict.run_id, list(verdict.problems), record.value, origin)
             return
-        command = StartCommand(request=verdict.request)
+        command = StartCommand(request=verdict.request, origin=origin)
         self._send(encode(self.topics.runs_intents, command, command.run_id))
 
-    def _reject(self, run_id: str | None, problems: list[tuple[str, str]], raw: bytes) -> None:
+    def _reject(
+        self,
+        run_id: str | None,
+        problems: list[tuple[str, str]],
+        raw: bytes,
+        origin: str | None = None,
+    ) -> None:
         metrics.REJECTIONS.inc()
         log.info("start of %s rejected: %s", run_id or "<no run id>", problems)
+        # The rejection is archived too: no NUL (PostgreSQL cannot store it) may reach it.
         rejection = ExperimentRejected(
-            run_id=run_id,
-            problems=[FieldProblem(field=f, reason=r) for f, r in problems]
+            run_id=without_nul(run_id),
+            problems=[FieldProblem(field=f, reason=r) for f, r in without_nul(problems)]
             or [FieldProblem(field="event", reason="rejected")],
-            original=(raw or b"")[:MAX_ORIGINAL_BYTES].decode(errors="replace"),
+            original=without_nul((raw or b"")[:MAX_ORIGINAL_BYTES].decode(errors="replace")),
+            origin=origin,
         )
         self._send(encode(self.topics.experiments_rejected, rejection, run_id))
 
     def _ingest_control(self, record: Any) -> None:
-        request = CancelRequest.model_validate(json_object(record.value))
+        request = command_from_message(record.value)
+        if not isinstance(request, CancelRequest):
+            raise UndecodableMessage(f"{request.type} on the control topic; only run.cancel")
         self._send(encode(self.topics.runs_intents, request, request.run_id))
 
     # --- commands for the runs this process owns ----------------------------------------
 
     def _handle_command(self, record: Any) -> None:
-        command = decode_command(json_object(record.value))
+        command = command_from_message(record.value)
         kind = command.type
         now = self.clock()
         try:
             if isinstance(command, StartCommand):
                 self._start(command, now)
                 return
-            state = self.states.get(command.run_id)
+            state = self.runs.active.get(command.run_id)
             if state is None:
-                outcome = "finished" if command.run_id in self.finished else "unknown_run"
+                outcome = "finished" if command.run_id in self.runs.finished else "unknown_run"
                 metrics.COMMANDS.labels(kind, outcome).inc()
                 if outcome == "unknown_run":
                     self._dead_letter(record, RuleError("run_id", f"no run {command.run_id}"))
@@ -251,46 +354,84 @@ class MazeProcessor:
     def _start(self, command: StartCommand, now: datetime) -> None:
         request = command.request
         run_id = request.run_id
-        if run_id in self.states or run_id in self.finished:
-            metrics.COMMANDS.labels(command.type, "duplicate").inc()
-            log.info("duplicate start of %s ignored", run_id)
+        if self._is_duplicate(command):
             return
         if request.maze is None:  # forwarded starts always embed the maze
             raise UndecodableMessage(f"start command for {run_id} without a maze")
         try:
-            events = start_run(request, request.maze.to_maze(), now=now)
+            events = start_run(request, request.maze.to_maze(), now=now, origin=command.origin)
         except ValidationError as exc:
             raw = command.model_dump_json().encode()
-            self._reject(run_id, [(exc.field, exc.reason)], raw)
+            self._reject(run_id, [(exc.field, exc.reason)], raw, command.origin)
             return
         metrics.COMMANDS.labels(command.type, "applied").inc()
-        state = self.states[run_id] = RunState(run_id)
+        state = self.runs.active[run_id] = RunState(run_id)
         self._append(state, events)
         log.info("run %s started", run_id, extra={"run_id": run_id})
+
+    def _is_duplicate(self, command: StartCommand) -> bool:
+        """A start of a run id that exists: a redelivery is dropped, anything else refused."""
+        run_id = command.run_id
+        active = self.runs.active.get(run_id)
+        if active is not None:
+            redelivered = command.origin is not None and active.origin == command.origin
+            status = "running"
+        elif run_id in self.runs.finished:
+            digest = self.runs.finished[run_id]
+            redelivered = digest is not None and digest == origin_digest(command.origin)
+            status = "finished"
+        else:
+            return False
+        if redelivered:
+            metrics.COMMANDS.labels(command.type, "redelivered").inc()
+            log.debug("start of %s read again; already %s", run_id, status)
+            return True
+        metrics.COMMANDS.labels(command.type, "duplicate").inc()
+        reason = (
+            f"run {run_id} already exists ({status}); a run id names exactly one run: "
+            "choose a new run id (or leave it out)"
+        )
+        raw = command.request.model_dump_json().encode()
+        self._reject(run_id, [("run_id", reason)], raw, command.origin)
+        return True
 
     def _append(self, state: RunState, events: list[RunEvent]) -> None:
         for event in events:
             state.apply(event)
             metrics.RUN_EVENTS.labels(event.type).inc()
-            self._send(encode(self.topics.runs_events, event, event.run_id))
+            started = event.run_id if isinstance(event, RunStarted) else None
+            self._send(encode(self.topics.runs_events, event, event.run_id), started)
         if state.finished is not None:
-            self.states.pop(state.run_id, None)
-            self.finished.add(state.run_id)
+            self.runs.finish(state.run_id)
             log.info(
                 "run %s finished: %s",
                 state.run_id,
                 state.finished.stop_reason.value,
                 extra={"run_id": state.run_id},
             )
-        metrics.ACTIVE_RUNS.labels("maze").set(len(self.states))
+        metrics.ACTIVE_RUNS.labels("maze").set(len(self.runs.active))
 
     def _tick(self) -> None:
         """The lifecycle timer (and crash recovery): see `oriole.rules.handle_tick`."""
         now = self.clock()
-        for state in list(self.states.values()):
-            events = handle_tick(state, now=now)
+        for state in list(self.runs.active.values()):
+            try:
+                events = handle_tick(state, now=now)
+            except Exception:
+                log.exception("the timer of run %s failed", state.run_id)
+                continue
             if events:
                 self._append(state, events)
+
+
+def _readable_key(key: bytes | None) -> str | None:
+    """A message key as a run id for a rejection, if it decodes as text."""
+    if not key:
+        return None
+    try:
+        return key.decode()[:128]
+    except UnicodeDecodeError:
+        return None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -301,4 +442,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.processor._on_revoked()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.processor._on_assigned(assigned)
+        self.processor._on_assigned(assigned)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from oriole.catalogue import MazeCatalogue
 from oriole.config import Settings
 from oriole.kafka.topics import Topics
-from providers.factory import AgentFactory
+from providers.factory import AgentFactory, allowed_endpoints
 from streams.agent_runner import AgentRunner
 from streams.maze_processor import MazeProcessor
 
@@ -34,6 +34,7 @@ class Worker:
             find_maze=catalogue.get,
             client_id=settings.kafka_client_id,
             prices=agents.prices,
+            endpoints=allowed_endpoints(settings),
         )
         runner = AgentRunner(
             bootstrap_servers=bootstrap_servers,
@@ -41,6 +42,7 @@ class Worker:
             agent_factory=agents,
             client_id=settings.kafka_client_id,
             max_concurrency=settings.max_concurrent_runs,
+            redact=agents.redactor,
         )
         return cls(processor, runner, agents)
 

@@ -146,7 +146,7 @@ async def test_invalid_and_garbage_starts_do_not_stop_valid_runs(
             kafka_broker, topics.experiments_start, start_event("run-good", maze.to_dict())
         )
         await log.until(finished(["run-good"]))
-        await rejected.until(lambda records: len(records) >= 3)
+        await rejected.until(lambda records: len(records) >= 4)
         await dead.until(lambda records: len(records) >= 1)
     problems = {(r.key or b"").decode(): json.loads(r.value)["problems"] for r in rejected.records}
     assert problems["run-wall"] == [
@@ -157,8 +157,12 @@ async def test_invalid_and_garbage_starts_do_not_stop_valid_runs(
         }
     ]
     assert {p["field"] for p in problems["run-nomaze"]} == {"limits.max_footsteps"}
-    assert problems[""][0]["field"] == "event"
-    assert "not valid JSON" in problems[""][0]["reason"]
+    # An undecodable start keeps its Kafka key in the rejection.
+    assert problems["junk"][0]["field"] == "event"
+    assert "not valid JSON" in problems["junk"][0]["reason"]
+    # The second start of run-good is refused as a duplicate, naming the run id.
+    assert problems["run-good"][0]["field"] == "run_id"
+    assert "already exists" in problems["run-good"][0]["reason"]
     letter = json.loads(dead.records[0].value)
     assert letter["error_class"] == "UndecodableMessage"
     assert letter["source_topic"] == topics.experiments_start

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+from oriole.audit import AuditRecord
+from oriole.checkpoint import RunCheckpoint
 from oriole.events import RUN_EVENT_TYPES, DeadLetter, ExperimentRejected, parse_run_event
 from oriole.experiment import ExperimentStart
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
@@ -19,6 +21,8 @@ OTHER_MODELS = {
     "agent.failure": AgentFailure,
     "run.cancel": CancelRequest,
     "dead_letter": DeadLetter,
+    "runs.checkpoint": RunCheckpoint,
+    "gateway.audit": AuditRecord,
 }
 
 

@@ -22,7 +22,9 @@ EXPECTED_SUFFIXES = [
     "runs.intents",
     "runs.control",
     "runs.replay",
+    "runs.checkpoints",
     "deadletter",
+    "audit",
 ]
 
 
@@ -50,9 +52,14 @@ def test_catalogue_names_follow_the_prefix() -> None:
     assert topics.runs_intents == "acme.runs.intents"
     assert topics.runs_control == "acme.runs.control"
     assert topics.runs_replay == "acme.runs.replay"
+    assert topics.runs_checkpoints == "acme.runs.checkpoints"
+    assert topics.audit == "acme.audit"
     assert topics.deadletter == "acme.deadletter"
     assert {spec.partitions for spec in topics.specs} == {6}
-    assert all(spec.config == {"retention.ms": "-1"} for spec in topics.specs)
+    assert all(
+        spec.config == {"retention.ms": "-1", "max.message.bytes": str(16 * 1024 * 1024)}
+        for spec in topics.specs
+    )
     assert all(spec.key and spec.description for spec in topics.specs)
 
 

@@ -11,7 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 import pydantic
 import typer
@@ -44,10 +44,18 @@ from oriole.llm.pricing import bedrock_base_id, load_price_table
 from oriole.llm.prompts import is_released, normalise_prompt, prompt_versions
 from oriole.logs import configure_logging
 from oriole.schema_base import field_problems, new_run_id
-from oriole.stack import Connection, StackInfo, connection, remove_stack, write_stack
+from oriole.stack import (
+    Connection,
+    StackInfo,
+    clean_stale_stack,
+    connection,
+    remove_stack,
+    write_stack,
+)
 from projections.database import Database, open_database, redact
 from projections.projector import Projector
-from projections.replay_source import restore_unfinished_runs
+from projections.replay_source import republish_unstarted_requests, restore_unfinished_runs
+from providers.factory import allowed_endpoints
 from streams.worker import Worker
 
 log = logging.getLogger("oriole.cli")
@@ -56,15 +64,30 @@ DEMO_MAZE = "demo-backtracker-41x41"
 
 
 async def _until_signalled(
-    main: Callable[[asyncio.Event], Awaitable[None]],
+    main: Callable[[asyncio.Event], Awaitable[None]], grace: float = 15.0
 ) -> None:
-    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` for a clean shutdown."""
+    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` for a clean shutdown.
+
+    A clean shutdown may wait for a broker that is gone: after ``grace`` seconds, or at a
+    second signal, ``main`` is cancelled, so a signal is always obeyed.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main(stop))
+
+    def signalled() -> None:
+        if stop.is_set():
+            log.warning("second signal: stopping now")
+            task.cancel()
+            return
+        stop.set()
+        loop.call_later(grace, task.cancel)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signalled)
     try:
-        await main(stop)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -81,13 +104,15 @@ def up(
     """Start the broker (embedded unless configured) and a worker; Ctrl-C stops everything."""
     current = settings()
     configure_logging(current)
-    asyncio.run(_until_signalled(lambda stop: _up(current, stop, demo)))
+    # Stopping drains the projector (up to 20 s) before the broker goes: a longer grace.
+    asyncio.run(_until_signalled(lambda stop: _up(current, stop, demo), grace=60.0))
 
 
 async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
     broker: EmbeddedBroker | None = None
     bridge: RdkafkaBridge | None = None
     home = current.home
+    clean_stale_stack(home)  # left by an `oriole up` killed with -9 (logged)
     try:
         if current.embedded_broker:
             broker = EmbeddedBroker(log_dir=current.log_dir)
@@ -154,46 +179,98 @@ async def _serve(
         gateway_url=gateway.url,
     )
     stack_file = write_stack(current.home, info)
-    worker = Worker.create(current, bootstrap, topics)
-    projector = Projector(
-        bootstrap_servers=bootstrap,
-        topics=topics,
-        pool=db.pool,
-        client_id=current.kafka_client_id,
-        batch_size=current.projection_batch_size,
+    workers = Supervised("worker", lambda: Worker.create(current, bootstrap, topics))
+    projectors = Supervised(
+        "projector",
+        lambda: Projector(
+            bootstrap_servers=bootstrap,
+            topics=topics,
+            pool=db.pool,
+            client_id=current.kafka_client_id,
+            batch_size=current.projection_batch_size,
+        ),
     )
     if broker is not None:
         conn = Connection(bootstrap, True, topics.prefix)
         restored = await restore_unfinished_runs(db.pool, conn, topics)
-        if restored:
-            console.print(
-                f"Restored {len(restored)} unfinished run(s) from the archive: "
-                + ", ".join(restored[:5])
-                + (" ..." if len(restored) > 5 else "")
-            )
+        _report("Restored", "unfinished run(s) from the archive", restored)
+        requested = await republish_unstarted_requests(db.pool, conn, topics)
+        _report("Published again", "start request(s) that never became runs", requested)
     _print_banner(current, info, topics, broker, bridge, db, stack_file)
     worker_stop, projector_stop = asyncio.Event(), asyncio.Event()
-    worker_task = asyncio.create_task(worker.run(worker_stop), name="worker")
-    projector_task = asyncio.create_task(projector.run(projector_stop), name="projector")
-    demo_task = asyncio.create_task(_demo(current, worker, info), name="demo") if demo else None
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({worker_task, projector_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
+    worker_task = asyncio.create_task(workers.run(worker_stop), name="worker")
+    projector_task = asyncio.create_task(projectors.run(projector_stop), name="projector")
+    demo_task = (
+        asyncio.create_task(_demo(current, workers.current, info), name="demo") if demo else None
+    )
+    await stop.wait()
     if demo_task is not None:
         demo_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await demo_task
-    stopper.cancel()
     # Workers first, then let the projector archive what they wrote: with the
     # embedded broker, whatever is not archived now is gone.
     worker_stop.set()
     try:
-        await worker_task  # raises if the worker failed
+        await worker_task
     finally:
         if not projector_task.done():
-            await projector.drain(timeout=20)
+            await projectors.current.drain(timeout=20)
         projector_stop.set()
-        await projector_task  # raises if the projector failed
+        await projector_task
+
+
+def _report(verb: str, what: str, run_ids: list[str]) -> None:
+    if run_ids:
+        shown = ", ".join(run_ids[:5]) + (" ..." if len(run_ids) > 5 else "")
+        console.print(f"{verb} {len(run_ids)} {what}: {shown}")
+
+
+class _Service(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+S = TypeVar("S", bound=_Service)
+
+
+class Supervised(Generic[S]):
+    """One service of `oriole up`, started again if it fails: it never takes the stack down.
+
+    A service that raises (whatever the cause) is logged with its traceback and replaced by
+    a fresh instance after a capped exponential backoff, while the broker, the database and
+    the other services go on; with the embedded broker, stopping the stack would lose every
+    run in flight.
+    """
+
+    def __init__(self, name: str, create: Callable[[], S], *, first_delay: float = 1.0) -> None:
+        self.name = name
+        self.create = create
+        self.current: S = create()
+        self.first_delay = first_delay
+        self.restarts = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = self.first_delay
+        while not stop.is_set():
+            try:
+                await self.current.run(stop)
+            except Exception:
+                log.exception("the %s failed; starting it again in %.0f s", self.name, delay)
+            else:
+                if stop.is_set():
+                    return
+                log.error("the %s stopped by itself; starting it again in %.0f s", self.name, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            delay = min(delay * 2, SUPERVISOR_MAX_DELAY)
+            self.restarts += 1
+            self.current = self.create()
+
+
+#: Longest wait before a failed service of `oriole up` is started again.
+SUPERVISOR_MAX_DELAY = 30.0
 
 
 def _print_banner(
@@ -614,7 +691,9 @@ def run(
     if origin is not None:
         document["start"] = {"x": origin.x, "y": origin.y}
     prices = load_price_table(settings().price_file)
-    verdict = admit(document, catalogue().get, prices=prices)
+    verdict = admit(
+        document, catalogue().get, prices=prices, endpoints=allowed_endpoints(settings())
+    )
     if not isinstance(verdict, Admitted):
         for field, reason in verdict.problems:
             err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)
