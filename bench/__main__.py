@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 SUITES = ["core", "agents", "backbone", "projections", "gateway"]
 #: Suites run only when named: they need something CI does not install.
-OPT_IN = ["llm_smoke"]
+#: ``faults`` runs a whole stack for minutes (PostgreSQL binaries from Debian's packages).
+OPT_IN = ["llm_smoke", "faults"]
 
 
 def main(argv: list[str]) -> None:
@@ -27,10 +28,15 @@ def main(argv: list[str]) -> None:
         "machine": platform.machine(),
         "results": {},
     }
+    failed = []
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
-        report["results"][name] = module.main()
+        report["results"][name] = result = module.main()
+        if isinstance(result, dict) and result.get("ok") is False:  # a suite with checks
+            failed.append(name)
     print(json.dumps(report, indent=2))
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
