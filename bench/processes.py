@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,26 @@ class PrivatePostgres:
     """A PostgreSQL cluster of our own: initdb in a temp dir, trust auth, a random port.
 
     As root the server runs as the ``postgres`` system user (PostgreSQL refuses root).
+    ``settings`` are extra ``postgresql.conf`` lines written after initdb; ``tls`` is a
+    (certificate, key) pair copied into the data dir, owned by the server's user (the key
+    with mode 0600, as PostgreSQL demands), and turned on with ``ssl = on``. Without
+    either the cluster is exactly the plain one. Trust auth's ``host`` lines accept both
+    encrypted and unencrypted connections.
     """
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path | None = None,
+        *,
+        settings: Mapping[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         found = bin_dir or postgres_bin_dir()
         if found is None:
             raise RuntimeError("no PostgreSQL binaries in /usr/lib/postgresql/*/bin")
         self.bin_dir = found
+        self.settings = dict(settings or {})
+        self.tls = tls
         self.root = Path(tempfile.mkdtemp(prefix="oriole-faults-pg-"))
         self.root.chmod(0o755)  # the postgres user must reach its data dir
         self.data = self.root / "data"
@@ -119,7 +133,33 @@ class PrivatePostgres:
             self.log.touch()
             shutil.chown(self.log, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._configure()
         self.start()
+
+    def _install(self, source: Path, name: str, mode: int) -> Path:
+        """``source`` copied into the data dir, owned by the server's user, with ``mode``."""
+        target = self.data / name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # never wider
+        with os.fdopen(fd, "wb") as out:
+            out.write(source.read_bytes())
+        if os.geteuid() == 0:
+            shutil.chown(target, "postgres", "postgres")
+        return target
+
+    def _configure(self) -> None:
+        """The extra settings and TLS files; nothing at all when neither was asked for."""
+        settings = dict(self.settings)
+        if self.tls is not None:
+            cert, key = self.tls
+            settings["ssl"] = "on"
+            settings["ssl_cert_file"] = str(self._install(cert, "server.crt", 0o644))
+            settings["ssl_key_file"] = str(self._install(key, "server.key", 0o600))
+        if not settings:
+            return
+        quoted = {key: "'" + value.replace("'", "''") + "'" for key, value in settings.items()}
+        lines = "".join(f"{key} = {value}\n" for key, value in quoted.items())
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("\n# PrivatePostgres\n" + lines)
 
     def start(self) -> None:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data} -c fsync=off -c max_connections=200"

@@ -1,6 +1,6 @@
 """TLS and SASL to Kafka, TLS to PostgreSQL: settings, the options every client gets, and
 real encrypted connections (Kafka through a TLS front of the session's broker; PostgreSQL
-on the local server when it has ssl on)."""
+on a private cluster with ssl on and a certificate of the test's own CA)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from bench.processes import PrivatePostgres, private_postgres_problem
 from oriole.config import Settings, SettingsError, load_settings
 from oriole.kafka import clients
 from oriole.kafka.clients import (
@@ -381,34 +382,60 @@ async def ssl_in_use(dsn: str, current: Settings) -> bool:
         await pool.close()
 
 
+@pytest.fixture(scope="module")
+def tls_postgres(pki: Pki) -> Iterator[PrivatePostgres]:
+    """A private cluster (never the shared server) with ``ssl = on`` and a server
+    certificate for 127.0.0.1 signed by the test CA; trust auth over TLS or without."""
+    problem = private_postgres_problem()
+    if problem is not None:
+        pytest.skip(f"a private PostgreSQL cluster cannot run here: {problem}")
+    cluster = PrivatePostgres(tls=(pki.server_cert, pki.server_key))
+    try:
+        try:
+            cluster.init()  # pg_ctl -w: returns once the server accepts connections
+        except subprocess.CalledProcessError as exc:
+            log = cluster.log.read_text(errors="replace") if cluster.log.exists() else ""
+            pytest.fail(f"private PostgreSQL with ssl on did not start: {exc}\n{log[-2000:]}")
+        yield cluster
+    finally:
+        cluster.close()
+
+
 @pytest.mark.asyncio
-async def test_sslmode_require_gives_an_encrypted_connection(pg_ssl: bool) -> None:
-    if not pg_ssl:
-        pytest.skip(
-            f"PostgreSQL at {pg_support.server_dsn()} has ssl off (SHOW ssl); enable it "
-            "(Debian: ssl = on with the snakeoil certificate) to test encrypted connections"
-        )
-    dsn = pg_support.server_dsn()
+async def test_sslmode_require_gives_an_encrypted_connection(
+    tls_postgres: PrivatePostgres,
+) -> None:
+    dsn = tls_postgres.dsn
     current = settings(database_url=dsn, database_sslmode="require")
     assert await ssl_in_use(dsn, current)
     assert not await ssl_in_use(dsn, settings(database_url=dsn, database_sslmode="disable"))
 
 
 @pytest.mark.asyncio
-async def test_verify_full_with_a_ca_that_did_not_sign_the_server_fails_clearly(
-    pg_ssl: bool, pki: Pki
+async def test_verify_full_with_the_ca_that_signed_the_server_connects_encrypted(
+    tls_postgres: PrivatePostgres, pki: Pki
 ) -> None:
-    if not pg_ssl:
-        pytest.skip(
-            f"PostgreSQL at {pg_support.server_dsn()} has ssl off (SHOW ssl): no server "
-            "certificate to reject"
-        )
-    dsn = pg_support.server_dsn()
+    dsn = tls_postgres.dsn  # host 127.0.0.1: the certificate's IP SAN
     current = settings(
         database_url=dsn, database_sslmode="verify-full", database_sslrootcert=str(pki.ca)
     )
-    with pytest.raises(DatabaseError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+    assert await ssl_in_use(dsn, current)
+
+
+@pytest.mark.asyncio
+async def test_verify_full_with_a_ca_that_did_not_sign_the_server_fails_clearly(
+    tls_postgres: PrivatePostgres, pki: Pki
+) -> None:
+    password = "tls-test-secret"
+    dsn = tls_postgres.dsn.replace("postgres@", f"postgres:{password}@", 1)
+    current = settings(
+        database_url=dsn, database_sslmode="verify-full", database_sslrootcert=str(pki.other_ca)
+    )
+    with pytest.raises(DatabaseError, match="cannot connect to PostgreSQL") as caught:
         await create_pool(dsn, current)
+    message = str(caught.value)
+    assert "certificate verify failed" in message
+    assert password not in message
 
 
 @pytest.mark.asyncio
