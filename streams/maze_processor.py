@@ -28,7 +28,7 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, admit
+from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, Rejected, admit
 from oriole.errors import RuleError, ValidationError
 from oriole.events import ExperimentRejected, FieldProblem, RunEvent, RunStarted
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
@@ -206,7 +206,7 @@ class MazeProcessor:
             for record in records:
                 try:
                     if tp.topic == self.topics.experiments_start:
-                        self._ingest_start(record)
+                        await self._ingest_start(record)
                     elif tp.topic == self.topics.runs_control:
                         self._ingest_control(record)
                     else:
@@ -273,23 +273,28 @@ class MazeProcessor:
 
     # --- ingress: starts and control from the outside world ----------------------------
 
-    def _ingest_start(self, record: Any) -> None:
+    async def _ingest_start(self, record: Any) -> None:
         origin = start_origin(record.topic, record.partition, record.offset, record.timestamp)
         try:
-            data = json_object(record.value)
+            # In a thread: decoding and admitting a start with a 1000x1000 maze takes most of
+            # a second, which the event loop (heartbeats, other runs) must not wait for.
+            verdict = await asyncio.to_thread(self._admit, record.value, origin)
         except UndecodableMessage as exc:
             self._reject(_readable_key(record.key), [("event", str(exc))], record.value, origin)
             self._dead_letter(record, exc)
             return
-        # A start without a run id gets one derived from where it came from, so that reading
-        # the same record twice (a redelivery) cannot start two runs.
-        data.setdefault("run_id", derived_run_id(origin))
-        verdict = admit(data, self.find_maze, prices=self.prices, endpoints=self.endpoints)
         if not isinstance(verdict, Admitted):
             self._reject(verdict.run_id, list(verdict.problems), record.value, origin)
             return
         command = StartCommand(request=verdict.request, origin=origin)
         self._send(encode(self.topics.runs_intents, command, command.run_id))
+
+    def _admit(self, value: bytes | None, origin: str) -> Admitted | Rejected:
+        data = json_object(value)
+        # A start without a run id gets one derived from where it came from, so that reading
+        # the same record twice (a redelivery) cannot start two runs.
+        data.setdefault("run_id", derived_run_id(origin))
+        return admit(data, self.find_maze, prices=self.prices, endpoints=self.endpoints)
 
     def _reject(
         self,
