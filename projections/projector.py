@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
+from oriole.backoff import Backoff
 from oriole.events import RunEvent
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import (
@@ -66,23 +66,6 @@ BATCH_SECONDS = Histogram(
 LAG_SECONDS = Gauge(
     "oriole_projector_lag_seconds", "Age of the newest event of the last stored batch."
 )
-
-
-class Backoff:
-    """Capped exponential backoff with full jitter."""
-
-    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.first * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 #: Database errors that say nothing about the events: the server is unreachable, or in a

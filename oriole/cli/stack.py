@@ -24,6 +24,7 @@ from gateway.server import Gateway
 from oriole import generators
 from oriole.admission import Admitted, admit
 from oriole.agents.builtin import BUILTIN_AGENTS
+from oriole.backoff import Backoff
 from oriole.cli.common import catalogue, console, err_console, parse_point, print_json, settings
 from oriole.client import RunEnded, RunFollower, publish_start
 from oriole.config import Settings
@@ -250,21 +251,22 @@ class Supervised(Generic[S]):
         self.restarts = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        delay = self.first_delay
+        backoff = Backoff(first=self.first_delay, cap=SUPERVISOR_MAX_DELAY)
         while not stop.is_set():
             try:
                 await self.current.run(stop)
             except Exception:
-                log.exception("the %s failed; starting it again in %.0f s", self.name, delay)
+                delay = backoff.next_delay()
+                log.exception("the %s failed; starting it again in %.1f s", self.name, delay)
             else:
                 if stop.is_set():
                     return
-                log.error("the %s stopped by itself; starting it again in %.0f s", self.name, delay)
+                delay = backoff.next_delay()
+                log.error("the %s stopped by itself; starting it again in %.1f s", self.name, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             if stop.is_set():
                 return
-            delay = min(delay * 2, SUPERVISOR_MAX_DELAY)
             self.restarts += 1
             self.current = self.create()
 

@@ -12,12 +12,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from oriole.backoff import backoff_step
 from oriole.llm.errors import ProviderError
 
 BreakerState = Literal["closed", "open", "half_open"]
-
-#: Exponents beyond this would overflow a float; the cap applies long before anyway.
-_MAX_EXPONENT = 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +40,8 @@ class RetryPolicy:
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
-    """Capped exponential backoff with equal jitter after failed attempt number ``attempt``.
-
-    Half of the step is fixed (so retries never hammer a struggling server back to back), half
-    is random (so many runs failing together do not retry in lockstep).
-    """
-    exponent = min(max(attempt - 1, 0), _MAX_EXPONENT)
-    step = min(policy.backoff_max_seconds, policy.backoff_base_seconds * 2.0**exponent)
-    half = step / 2
-    return half + rng.uniform(0.0, half)
+    """The wait after failed model-call attempt ``attempt``: `oriole.backoff.backoff_step`."""
+    return backoff_step(policy.backoff_base_seconds, policy.backoff_max_seconds, attempt, rng)
 
 
 def retry_delay(
