@@ -45,7 +45,6 @@ from bench.processes import (
     PG_START_TIMEOUT,
     PrivatePostgres,
     Service,
-    free_port,
     kill_postmaster,
     postmaster_pid,
     service_env,
@@ -55,6 +54,7 @@ from oriole.client import publish_start
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
+from oriole.kafka.embedded import free_port
 from oriole.kafka.topics import Topics
 from oriole.stack import Connection, NoStackError, StackInfo, read_stack
 from projections.migrate import migrate

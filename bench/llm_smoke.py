@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from oriole.experiment import (
     RunLimits,
 )
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients
+from oriole.kafka.embedded import free_port
 from oriole.kafka.topics import Topics
 from oriole.llm.prompts import load_prompt
 from streams.worker import Worker
@@ -60,20 +60,13 @@ _FIND_GGUF = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def llama_server(python: str, log_path: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI server on a free port; yields its base URL (…/v1)."""
     gguf = subprocess.run(
         [python, "-c", _FIND_GGUF], check=True, capture_output=True, text=True
     ).stdout.strip()
-    port = _free_port()
+    port = free_port()
     command = [
         python,
         "-m",

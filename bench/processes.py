@@ -16,7 +16,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,11 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]  # pgserver's dependency
 
+from oriole.kafka.embedded import free_port
+
 #: Generous: a loaded 2-core machine may take many seconds to start PostgreSQL or Python.
 PG_START_TIMEOUT = 120
 STOP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def postgres_bin_dir() -> Path | None:

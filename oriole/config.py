@@ -635,10 +635,16 @@ class Settings(BaseSettings):
         """Accept a JSON list or an os.pathsep-separated string (like PATH)."""
         return _split_list(value, os.pathsep)
 
-    @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="before")
+    @field_validator(
+        "ollama_endpoints",
+        "openai_endpoints",
+        "bedrock_endpoints",
+        "gateway_allowed_hosts",
+        mode="before",
+    )
     @classmethod
-    def _split_endpoints(cls, value: object) -> object:
-        """A JSON list or URLs separated by commas."""
+    def _split_comma_lists(cls, value: object) -> object:
+        """A JSON list or items separated by commas (endpoint URLs, host names)."""
         return _split_list(value, ",")
 
     @field_validator("ollama_endpoints", "openai_endpoints", "bedrock_endpoints", mode="after")
@@ -681,12 +687,6 @@ class Settings(BaseSettings):
         return _json_object(
             value, '{"<token>": "read", "<other>": {"scope": "write", "name": "alice"}}'
         )
-
-    @field_validator("gateway_allowed_hosts", mode="before")
-    @classmethod
-    def _split_allowed_hosts(cls, value: object) -> object:
-        """A JSON list or names separated by commas."""
-        return _split_list(value, ",")
 
     @field_validator("gateway_allowed_hosts", mode="after")
     @classmethod

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from oriole.kafka.codec import UndecodableMessage, json_object
@@ -26,7 +25,7 @@ INSERT_REQUEST = """
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (origin) DO NOTHING"""
 MARK_REJECTED = """
-    UPDATE start_requests SET rejected_at = $3, problems = $4::jsonb
+    UPDATE start_requests SET rejected_at = now(), problems = $3::jsonb
      WHERE origin = $1 OR ($1::text IS NULL AND run_id = $2 AND rejected_at IS NULL)"""
 _UNSTARTED = """
     SELECT origin, run_id, message_key, message FROM start_requests r
@@ -68,7 +67,6 @@ def rejection_row(value: bytes | None) -> Row | None:
     return (
         origin if isinstance(origin, str) else None,
         run_id if isinstance(run_id, str) else None,
-        datetime.now(UTC),
         json.dumps(without_nul(data.get("problems"))),
     )
 

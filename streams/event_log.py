@@ -52,8 +52,14 @@ class RebuiltRuns:
     def started(self, state: RunState, partition: int, offset: int) -> None:
         """Register an active run whose run.started is at ``offset`` of ``partition``."""
         self.active[state.run_id] = state
-        self.started_at[state.run_id] = offset
-        self.partition_of[state.run_id] = partition
+        self.placed(state.run_id, partition, offset)
+
+    def placed(self, run_id: str, partition: int, offset: int) -> None:
+        """Where a run's run.started landed in the log (known once the broker acknowledged
+        it); a run that already finished keeps only its partition."""
+        self.partition_of[run_id] = partition
+        if run_id in self.active:
+            self.started_at[run_id] = offset
 
     def fold(self, raw: bytes | None, partition: int = -1, offset: int = -1) -> str | None:
         """Fold one raw event in; returns its run id (None if it was skipped)."""

@@ -242,9 +242,7 @@ class MazeProcessor:
             self._log_end[partition] = max(self._log_end.get(partition, 0), metadata.offset + 1)
             self._dirty.add(partition)
             if started is not None:
-                self.runs.partition_of[started] = partition
-                if started in self.runs.active:
-                    self.runs.started_at[started] = metadata.offset
+                self.runs.placed(started, partition, metadata.offset)
 
     async def _checkpoint(self, partitions: set[int]) -> None:
         """Write the checkpoint of ``partitions`` (after a flush: it covers only what is acked)."""
