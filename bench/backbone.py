@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from oriole import generators
-from oriole.config import load_settings
+from oriole.environment.settings import load_settings
 from oriole.events import ActionCompleted, ActionRequested, parse_run_event
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients

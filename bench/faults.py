@@ -50,13 +50,13 @@ from bench.processes import (
     service_env,
 )
 from oriole import generators
-from oriole.client import publish_start
+from oriole.cli.follower import publish_start
+from oriole.environment.stack_file import Connection, NoStackError, StackInfo, read_stack
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, ensure_topics, prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.embedded import free_port
 from oriole.kafka.topics import Topics
-from oriole.stack import Connection, NoStackError, StackInfo, read_stack
 from projections.migrate import migrate
 
 T = TypeVar("T")

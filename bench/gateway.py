@@ -225,7 +225,7 @@ async def _measure(bootstrap: str, database: str, home: Path) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
     from gateway.server import Gateway
-    from oriole.config import load_settings
+    from oriole.environment.settings import load_settings
     from oriole.kafka import ensure_topics
     from oriole.kafka.topics import Topics
     from projections.migrate import migrate

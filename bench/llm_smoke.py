@@ -26,7 +26,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from oriole import generators
-from oriole.config import load_settings
+from oriole.environment.settings import load_settings
 from oriole.events import ActionRequested, ModelCalled, RunFinished, parse_run_event
 from oriole.experiment import (
     AgentSpec,

@@ -23,13 +23,13 @@ import asyncpg
 from oriole import generators
 from oriole.agents.base import Observation
 from oriole.agents.builtin import create_builtin
+from oriole.environment.stack_file import Connection
 from oriole.events import ActionCompleted, RunEvent
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, prepare_clients
 from oriole.kafka.topics import Topics
 from oriole.local_run import LocalRun, ManualClock
 from oriole.replay import verify_run
-from oriole.stack import Connection
 from projections.migrate import migrate
 from projections.replay_source import publish_replay
 from projections.store import rebuild_projections, store_batch

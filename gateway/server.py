@@ -51,8 +51,8 @@ from gateway.hub import Hub
 from gateway.metrics import CLIENTS, HTTP_REQUESTS
 from oriole.admission import Admitted, AllowedEndpoints, Rejected, admit
 from oriole.audit import AuditAction, AuditRecord, log_fields, outcome_of
-from oriole.catalogue import MazeCatalogue
-from oriole.config import Settings, SettingsError, env_var_name
+from oriole.environment.catalogue import MazeCatalogue
+from oriole.environment.settings import Settings, SettingsError, env_var_name
 from oriole.intents import CancelRequest
 from oriole.kafka import prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly

@@ -1,7 +1,7 @@
 """The one place that takes secrets out of text: URLs, log lines, upstream error messages.
 
-Pure: callers give the secret values (see :func:`oriole.config.secret_values`), this module
-only rewrites strings. Two tools:
+Pure: callers give the secret values (see
+:func:`oriole.environment.settings.secret_values`); this module only rewrites strings. Two tools:
 
 * :func:`redact_url` for a URL Oriole shows (endpoint labels, DSNs in messages): no userinfo,
   no fragment, and query values masked except a few harmless connection parameters.

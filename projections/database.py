@@ -26,10 +26,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from oriole.config import Settings
+from oriole.environment.settings import Settings
+from oriole.environment.stack_file import read_stack
 from oriole.errors import OrioleError
 from oriole.redaction import redact_url
-from oriole.stack import read_stack
 from projections.migrate import migrate
 
 log = logging.getLogger("oriole.database")

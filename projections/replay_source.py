@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from oriole.checkpoint import RunCheckpoint
+from oriole.environment.stack_file import Connection
 from oriole.events import RunEvent, dump_run_event
 from oriole.kafka import ensure_topics, prepare_clients
 from oriole.kafka.clients import make_producer, stop_quietly
@@ -26,7 +27,6 @@ from oriole.kafka.codec import (
 )
 from oriole.kafka.topics import Topics
 from oriole.origin import origin_digest
-from oriole.stack import Connection
 from projections.start_requests import unstarted_requests
 from projections.store import run_events_of
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from oriole.admission import MODEL_PROVIDERS, AllowedEndpoints
 from oriole.agents.base import Agent, AgentFailed
 from oriole.agents.builtin import create_builtin
-from oriole.config import Settings, secret_values
+from oriole.environment.settings import Settings, secret_values
 from oriole.experiment import AgentSpec, RunSpec
 from oriole.llm.pricing import PriceTable, load_price_table
 from oriole.llm.resilience import RateLimit, RetryPolicy

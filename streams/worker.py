@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from oriole.catalogue import MazeCatalogue
-from oriole.config import Settings
+from oriole.environment.catalogue import MazeCatalogue
+from oriole.environment.settings import Settings
 from oriole.kafka.topics import Topics
 from providers.factory import AgentFactory, allowed_endpoints
 from streams.agent_runner import AgentRunner

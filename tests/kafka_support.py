@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from oriole.config import Settings, load_settings
+from oriole.environment.settings import Settings, load_settings
 from oriole.events import RunEvent, RunFinished, parse_run_event
 from oriole.kafka import ensure_topics
 from oriole.kafka.topics import Topics

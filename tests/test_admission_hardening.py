@@ -20,7 +20,7 @@ from oriole.admission import (
     normalise_endpoint,
 )
 from oriole.agents.base import AgentFailed
-from oriole.config import load_settings
+from oriole.environment.settings import load_settings
 from oriole.errors import ValidationError
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, ModelOptions, PromptSpec
 from oriole.intents import ActionType, AgentIntent, CancelRequest

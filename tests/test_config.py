@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from oriole.config import ROOT_FALLBACK_PG_DIR, Settings, SettingsError, load_settings
+from oriole.environment.settings import ROOT_FALLBACK_PG_DIR, Settings, SettingsError, load_settings
 from oriole.errors import ValidationError
 
 
@@ -313,8 +313,8 @@ def test_json_log_lines_carry_the_run_id(capsys: pytest.CaptureFixture[str]) -> 
     import json
     import logging
 
-    from oriole.config import load_settings
-    from oriole.logs import configure_logging
+    from oriole.environment.logs import configure_logging
+    from oriole.environment.settings import load_settings
 
     configure_logging(load_settings(env_file=None, log_format="json", log_level="INFO"))
     try:

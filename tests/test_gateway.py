@@ -20,7 +20,7 @@ from gateway.frames import QueryError, Seam, decode_live, parse_run_query, ws_ro
 from gateway.http import authorize, bearer_token, static_path
 from gateway.server import Gateway, is_loopback
 from oriole import generators
-from oriole.config import SettingsError
+from oriole.environment.settings import SettingsError
 from oriole.events import dump_run_event
 from oriole.kafka.codec import encode
 from tests.gateway_support import (

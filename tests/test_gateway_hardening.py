@@ -35,7 +35,7 @@ from gateway.hub import Hub
 from gateway.server import Gateway
 from oriole import generators
 from oriole.audit import AuditRecord, outcome_of
-from oriole.config import GatewayToken, load_settings
+from oriole.environment.settings import GatewayToken, load_settings
 from tests.gateway_support import database_pool, http_client
 from tests.kafka_support import (
     TopicReader,

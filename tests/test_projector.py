@@ -160,9 +160,9 @@ async def test_an_archived_run_is_replayed_to_the_replay_topic(
     kafka_broker: str, topic_prefix: str, tmp_path: Path, pg_dsn: str
 ) -> None:
     """From the archive alone: the run never went through this broker."""
+    from oriole.environment.stack_file import Connection
     from oriole.events import parse_run_event
     from oriole.kafka.codec import REPLAY_HEADER
-    from oriole.stack import Connection
     from projections.replay_source import REPLAY_ID_HEADER, publish_replay
     from projections.store import run_events_of, store_batch
     from tests.projection_support import agent_run

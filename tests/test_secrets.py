@@ -19,12 +19,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from oriole.config import SECRET_SETTINGS, SettingsError, env_var_name, load_settings
-from oriole.config import secret_values as settings_secrets
+from oriole.environment.logs import QUIET_LIBRARIES, RedactingFilter, configure_logging
+from oriole.environment.settings import SECRET_SETTINGS, SettingsError, env_var_name, load_settings
+from oriole.environment.settings import secret_values as settings_secrets
 from oriole.events import ModelCalled, RunFinished
 from oriole.generators import generate
 from oriole.llm.prompts import DEFAULT_PROMPT_VERSION
-from oriole.logs import QUIET_LIBRARIES, RedactingFilter, configure_logging
 from oriole.redaction import MASK, Redactor, redact_url
 from projections.database import DatabaseError, create_pool, redact
 from tests.fake_llm import FakeOpenAI, HttpError, RecordedRequest

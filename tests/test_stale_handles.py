@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from oriole.stack import clean_stale_stack, read_stack, stack_path
+from oriole.environment.stack_file import clean_stale_stack, read_stack, stack_path
 from projections.database import HANDLE_FILE, EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ DEADLINE = 180.0
 HOLDER = """
 import os, sys
 from pathlib import Path
-from oriole.stack import StackInfo, write_stack
+from oriole.environment.stack_file import StackInfo, write_stack
 from projections.database import EmbeddedPostgres
 
 home = Path(sys.argv[1])

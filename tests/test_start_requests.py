@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from oriole.environment.stack_file import Connection
 from oriole.origin import derived_run_id
-from oriole.stack import Connection
 from projections.replay_source import republish_unstarted_requests
 from projections.start_requests import unstarted_requests
 from tests.kafka_support import (

@@ -11,7 +11,7 @@ import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from oriole.config import load_settings
+from oriole.environment.settings import load_settings
 from oriole.kafka import TopicError, Topics, TopicSpec, ensure_topics, wait_for_broker
 from oriole.kafka.embedded import free_port
 

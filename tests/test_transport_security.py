@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from bench.processes import PrivatePostgres, private_postgres_problem
-from oriole.config import Settings, SettingsError, load_settings
+from oriole.environment.settings import Settings, SettingsError, load_settings
 from oriole.kafka import clients
 from oriole.kafka.clients import (
     configure_kafka_security,

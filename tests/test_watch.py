@@ -45,13 +45,13 @@ from oriole.cli.watch import (
     watch_async,
     window,
 )
-from oriole.config import load_settings
+from oriole.environment.settings import load_settings
+from oriole.environment.stack_file import StackInfo, write_stack
 from oriole.events import ActionCompleted, RunEvent, RunFinished, dump_run_event
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData
 from oriole.intents import ModelCall
 from oriole.local_run import LocalRun
 from oriole.schema_base import Point
-from oriole.stack import StackInfo, write_stack
 from tests.support import maze_from_text
 
 CORRIDOR = maze_from_text(

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from oriole.catalogue import MazeCatalogue
-from oriole.config import Settings, load_settings
+from oriole.environment.catalogue import MazeCatalogue
+from oriole.environment.settings import Settings, load_settings
 from oriole.errors import ValidationError
 from oriole.geometry import Position
 from oriole.kafka.clients import configure_kafka_security

@@ -17,14 +17,14 @@ from oriole.cli.common import (
     print_json,
     settings,
 )
+from oriole.environment.logs import configure_logging
+from oriole.environment.stack_file import connection
 from oriole.errors import OrioleError
 from oriole.events import RunEvent, RunStarted
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import load_price_table
-from oriole.logs import configure_logging
 from oriole.replay import verify_run
 from oriole.rerun import rerun_document
-from oriole.stack import connection
 from projections.database import DatabaseError, configured_dsn, open_database
 from projections.migrate import applied_migrations, available_migrations, migrate
 from projections.replay_source import publish_replay

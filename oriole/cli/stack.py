@@ -26,8 +26,17 @@ from oriole.admission import Admitted, admit
 from oriole.agents.builtin import BUILTIN_AGENTS
 from oriole.backoff import Backoff
 from oriole.cli.common import catalogue, console, err_console, parse_point, print_json, settings
-from oriole.client import RunEnded, RunFollower, publish_start
-from oriole.config import Settings
+from oriole.cli.follower import RunEnded, RunFollower, publish_start
+from oriole.environment.logs import configure_logging
+from oriole.environment.settings import Settings
+from oriole.environment.stack_file import (
+    Connection,
+    StackInfo,
+    clean_stale_stack,
+    connection,
+    remove_stack,
+    write_stack,
+)
 from oriole.errors import OrioleError, ValidationError
 from oriole.events import ActionCompleted, RunEvent, RunStarted
 from oriole.experiment import (
@@ -43,16 +52,7 @@ from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import bedrock_base_id, load_price_table
 from oriole.llm.prompts import is_released, normalise_prompt, prompt_versions
-from oriole.logs import configure_logging
 from oriole.schema_base import field_problems, new_run_id
-from oriole.stack import (
-    Connection,
-    StackInfo,
-    clean_stale_stack,
-    connection,
-    remove_stack,
-    write_stack,
-)
 from projections.database import Database, open_database, redact
 from projections.projector import Projector
 from projections.replay_source import republish_unstarted_requests, restore_unfinished_runs

@@ -36,8 +36,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from oriole.cli.common import console, err_console, settings
-from oriole.config import Settings
-from oriole.stack import NoStackError, read_stack
+from oriole.environment.settings import Settings
+from oriole.environment.stack_file import NoStackError, read_stack
 
 TOKEN_ENV = "ORIOLE_GATEWAY_TOKEN"
 #: Actions kept for the "last actions" panel.

@@ -13,7 +13,7 @@ from oriole.kafka.embedded import EmbeddedBroker, EmbeddedBrokerError, find_tans
 from oriole.kafka.topics import TopicError, Topics, TopicSpec, ensure_topics, wait_for_broker
 
 if TYPE_CHECKING:
-    from oriole.config import Settings
+    from oriole.environment.settings import Settings
 
 __all__ = [
     "EmbeddedBroker",

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 
-from oriole.config import Settings, SettingsError, env_var_name
+from oriole.environment.settings import Settings, SettingsError, env_var_name
 from oriole.kafka.codec import MAX_MESSAGE_BYTES  # a 1000x1000 maze in a start is ~3 MB
 
 FETCH_MAX_WAIT_MS = 50

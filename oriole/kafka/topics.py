@@ -32,7 +32,7 @@ from oriole.kafka.clients import security_options
 from oriole.kafka.codec import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
-    from oriole.config import Settings
+    from oriole.environment.settings import Settings
 
 __all__ = [
     "AUDIT",

@@ -13,12 +13,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from oriole.config import Settings
+from oriole.environment.settings import Settings
 from oriole.errors import OrioleError
 
 STACK_FILE = "stack.json"
 
-log = logging.getLogger("oriole.stack")
+log = logging.getLogger("oriole.environment.stack_file")
 
 
 class NoStackError(OrioleError):

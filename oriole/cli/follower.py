@@ -9,13 +9,13 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from oriole.environment.stack_file import Connection
 from oriole.events import ExperimentRejected, RunEvent, RunFinished
 from oriole.experiment import ExperimentStart
 from oriole.kafka import prepare_clients
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import decode_run_event, encode
 from oriole.kafka.topics import Topics
-from oriole.stack import Connection
 
 
 @dataclass(frozen=True, slots=True)

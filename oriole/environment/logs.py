@@ -14,7 +14,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from oriole.config import Settings, secret_values
+from oriole.environment.settings import Settings, secret_values
 from oriole.redaction import Redactor
 
 #: Libraries that log every request URL (httpx at INFO, with userinfo) or connection chatter;
