@@ -1,0 +1,543 @@
+"""The viewer's run model (gateway/static/run_model.js) against the Python fold.
+
+The browser folds a run's events itself (`RunModel`); the Python core folds the same log
+with `RunState`. Both are fed the same runs, built with `LocalRun` and framed exactly as the
+gateway sends them, and must agree on everything both hold. The JS side runs in Node (no
+DOM), so `run_model.js` must not touch `document` or `window`.
+
+Also: static checks of the viewer's ES modules (size, and relative imports that resolve),
+so a typo in a module path fails here, not only in the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.frames import decode_live, event_frame
+from oriole import generators
+from oriole.errors import RuleError
+from oriole.events import ActionRequested, RunEvent, dump_run_event
+from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
+from oriole.intents import ActionType, ModelCall
+from oriole.local_run import LocalRun, ManualClock, counting_ids
+from oriole.maze import Maze
+from oriole.run_state import RunState, fold
+from oriole.schema_base import Point
+from projections.rows import status_of
+from tests.support import maze_from_text
+
+STATIC = Path(__file__).resolve().parent.parent / "gateway" / "static"
+RUN_MODEL = STATIC / "run_model.js"
+MAX_MODULE_LINES = 450
+#: Generous: Node shares a possibly loaded 2-core machine with other tests.
+NODE_TIMEOUT = 120.0
+
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(
+    NODE is None, reason="node is not installed: the viewer's JS run model cannot be run"
+)
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+CORRIDOR = maze_from_text(
+    """
+    #######
+    #.....#
+    #.###.#
+    #...#G#
+    #######
+    """,
+    name="corridor",
+)
+GOAL_IN_VIEW = maze_from_text(
+    """
+    #####
+    #.G.#
+    #####
+    """,
+    name="goal-in-view",
+)
+
+NORTH, SOUTH, EAST, WEST = (
+    ActionType.MOVE_NORTH,
+    ActionType.MOVE_SOUTH,
+    ActionType.MOVE_EAST,
+    ActionType.MOVE_WEST,
+)
+
+
+# --- the runs ---------------------------------------------------------------------------------
+
+
+def new_run(
+    run_id: str,
+    maze: Maze,
+    *,
+    start: tuple[int, int] | None = (1, 1),
+    limits: RunLimits | None = None,
+    rules: GameRules | None = None,
+) -> tuple[LocalRun, ManualClock]:
+    request = ExperimentStart(
+        run_id=run_id,
+        maze=MazeData.from_maze(maze),
+        start=None if start is None else Point(x=start[0], y=start[1]),
+        agent=AgentSpec(provider="ollama", model="qwen2.5:7b"),
+        limits=limits or RunLimits(),
+        rules=rules or GameRules(),
+        comment="viewer model test",
+        labels={"batch": "viewer"},
+    )
+    clock = ManualClock(T0)
+    return LocalRun(request, maze, clock=clock, new_id=counting_ids()), clock
+
+
+def usage(number: int) -> ModelCall:
+    return ModelCall(
+        call_id=f"call-{number}",
+        provider="ollama",
+        model="qwen2.5:7b",
+        input_tokens=700 + 13 * number,
+        output_tokens=40 + number,
+        cost_usd=0.0007 * (number + 1),
+        duration_ms=1500.0,
+    )
+
+
+def goal_found() -> list[RunEvent]:
+    """East along the corridor and down onto the goal, with a recall and odd turns between."""
+    run, clock = new_run("run-goal", CORRIDOR, limits=RunLimits(goal_rule="reached"))
+    plan: list[dict[str, Any]] = [
+        {"action": EAST, "reasoning": "east looks open"},
+        {"action": ActionType.RECALL, "depth": 3},
+        {"action": EAST},
+        {"action": ActionType.NO_TOOL_CALL, "assistant_message": "thinking aloud"},
+        {"action": ActionType.INVALID_TOOL_CALL, "tool_name": "teleport", "problem": "no"},
+        {"action": EAST},
+        {"action": EAST},
+        {"action": SOUTH},
+        {"action": SOUTH},
+    ]
+    for number, fields in enumerate(plan):
+        clock.advance(1.25)
+        # One model call per turn, the turn's first intent carries it.
+        call = usage(number) if number % 2 == 0 else None
+        run.act(turn=number // 2 + 1, model_call=call, **fields)
+    assert run.state.finished is not None and run.state.finished.stop_reason == "goal_reached"
+    return run.events
+
+
+def step_limit() -> list[RunEvent]:
+    """Bumps into walls, then the footstep limit stops the run."""
+    run, clock = new_run("run-limit", CORRIDOR, limits=RunLimits(max_footsteps=3))
+    for turn, action in enumerate([NORTH, WEST, EAST, SOUTH, EAST, NORTH, EAST], start=1):
+        if not run.state.is_active:
+            break
+        clock.advance(0.5)
+        run.act(action, turn=turn, model_call=usage(turn))
+    assert run.state.finished is not None and run.state.finished.stop_reason == "max_footsteps"
+    return run.events
+
+
+def cancelled() -> list[RunEvent]:
+    run, clock = new_run("run-cancel", CORRIDOR)
+    for turn, action in enumerate([EAST, NORTH, EAST], start=1):
+        clock.advance(2)
+        run.act(action, turn=turn)
+    clock.advance(1)
+    run.cancel("enough")
+    assert run.state.finished is not None and run.state.finished.stop_reason == "cancelled"
+    return run.events
+
+
+def failed() -> list[RunEvent]:
+    """The agent gives up; the failing call's usage is still counted."""
+    run, clock = new_run("run-failed", CORRIDOR)
+    run.act(EAST, turn=1, model_call=usage(1))
+    clock.advance(3)
+    run.fail("ProviderError", "model unreachable", model_call=usage(2))
+    assert run.state.finished is not None and run.state.finished.stop_reason == "failed"
+    return run.events
+
+
+def goal_at_start() -> list[RunEvent]:
+    """The goal is in view before the first action: started and finished, no step."""
+    run, _ = new_run("run-at-start", GOAL_IN_VIEW)
+    assert run.state.finished is not None and run.state.tally.actions == 0
+    return run.events
+
+
+def random_walk(see_through: bool) -> Callable[[], list[RunEvent]]:
+    """A seeded random walk in a generated maze, walls bumped and all."""
+
+    def build() -> list[RunEvent]:
+        maze = generators.generate("backtracker", 15, 15, seed=3, name="viewer-walk")
+        run, clock = new_run(
+            f"run-walk-{'through' if see_through else 'walls'}",
+            maze,
+            start=None,
+            limits=RunLimits(max_actions=60, max_footsteps=None),
+            rules=GameRules(vision_range=5 if see_through else 3, see_through_walls=see_through),
+        )
+        rng = random.Random(17)
+        turn = 1
+        while run.state.is_active:
+            clock.advance(rng.uniform(0, 4))
+            turn += rng.random() < 0.5
+            if rng.random() < 0.1:
+                run.act(ActionType.RECALL, turn=turn, depth=rng.randint(1, 8))
+            else:
+                action = rng.choice([NORTH, SOUTH, EAST, WEST])
+                run.act(action, turn=turn, model_call=usage(turn) if rng.random() < 0.3 else None)
+        return run.events
+
+    return build
+
+
+def live_mid_decision() -> list[RunEvent]:
+    """A live run cut right after a decision: its outcome has not been written yet."""
+    events = random_walk(see_through=False)()
+    last_decision = max(i for i, e in enumerate(events[:-5]) if isinstance(e, ActionRequested))
+    return events[: last_decision + 1]
+
+
+SCENARIOS: dict[str, Callable[[], list[RunEvent]]] = {
+    "goal_found": goal_found,
+    "step_limit": step_limit,
+    "cancelled": cancelled,
+    "failed": failed,
+    "goal_at_start": goal_at_start,
+    "random_walk": random_walk(see_through=False),
+    "random_walk_see_through": random_walk(see_through=True),
+    "live_mid_decision": live_mid_decision,
+}
+
+
+# --- the two folds ----------------------------------------------------------------------------
+
+
+def frames(events: list[RunEvent]) -> list[str]:
+    """The `event` frames the gateway sends for these events (live and archive agree)."""
+    texts = []
+    for event in events:
+        frame = decode_live(dump_run_event(event)).frame  # as a Kafka record goes out live
+        assert frame == event_frame(dump_run_event(event))  # as the archive sends it
+        texts.append(frame.decode())
+    return texts
+
+
+#: Feeds the frames to `RunModel` as the viewer's RunFeed does, and prints what it holds.
+NODE_RUNNER = """
+import { readFileSync } from "node:fs";
+const { RunModel, OUTCOMES } = await import(process.argv[2]);
+const { runId, frames } = JSON.parse(readFileSync(0, "utf8"));
+const xy = (p) => (p ? [p.x, p.y] : null);
+
+const model = new RunModel(runId);
+const results = frames.map((text) => {
+  const frame = JSON.parse(text);
+  return frame.kind === "event" ? model.apply(frame.event) : "not an event";
+});
+const replayed = frames.map((text) => model.apply(JSON.parse(text).event));
+const gap = frames.length > 1 ? new RunModel(runId).apply(JSON.parse(frames[1]).event) : null;
+
+const rows = [];
+for (let y = 0; y < model.height; y++) {
+  rows.push(Array.from(model.grid.subarray(y * model.width, (y + 1) * model.width)));
+}
+const seen = new Map();
+for (const step of model.steps) {
+  for (const [x, y, code] of step.tiles_seen || []) seen.set(`${x},${y}`, [x, y, code]);
+}
+const last = model.steps[model.steps.length - 1];
+const decision = model.pending || (last ? last.decision : null);
+const status = model.status();
+let finished = null;
+if (model.finished) {
+  const { time, ...payload } = model.finished;
+  finished = payload;
+}
+const summary = {
+  seq: model.lastSeq,
+  started: model.spec !== null,
+  spec: model.spec,
+  width: model.width,
+  height: model.height,
+  grid: rows,
+  goals: model.goals.map(xy),
+  start: xy(model.start),
+  started_at_ms: model.startTime,
+  position: xy(model.positionAt(model.steps.length)),
+  actions: model.steps.length,
+  footsteps: last ? last.footsteps : 0,
+  turn: decision ? decision.turn : 0,
+  path: model.steps.map((step) => xy(step.to)),
+  steps: model.steps.map((step) => ({
+    step: step.step,
+    turn: step.turn,
+    action: step.action,
+    success: step.success,
+    from: xy(step.from),
+    to: xy(step.to),
+    tiles: step.tiles_seen,
+  })),
+  seen: [...seen.values()].sort((a, b) => a[1] - b[1] || a[0] - b[0]),
+  pending: model.pending ? model.pending.intent_id : null,
+  cancel_requested: model.cancel !== null,
+  finished,
+  status,
+  has_outcome: status in OUTCOMES,
+  model_calls: model.modelCalls,
+  input_tokens: model.inputTokens,
+  output_tokens: model.outputTokens,
+  cost_usd: model.costUsd,
+  last_result: last ? last.result : null,
+};
+process.stdout.write(JSON.stringify({ summary, results, replayed, gap }));
+"""
+
+
+def node_fold(tmp_path: Path, run_id: str, events: list[RunEvent]) -> dict[str, Any]:
+    assert NODE is not None
+    runner = tmp_path / "fold_run.mjs"
+    runner.write_text(NODE_RUNNER)
+    done = subprocess.run(
+        [NODE, str(runner), RUN_MODEL.as_uri()],
+        input=json.dumps({"runId": run_id, "frames": frames(events)}),
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"node failed ({done.returncode}):\n{done.stderr}"
+    output: dict[str, Any] = json.loads(done.stdout)
+    return output
+
+
+def xy(position: Any) -> list[int]:
+    return [position.x, position.y]
+
+
+def python_fold(run_id: str, events: list[RunEvent]) -> dict[str, Any]:
+    """What `RunState` holds, in the shape of the JS summary."""
+    state = fold(run_id, events)
+    spec, maze = state.require_spec()
+    tally = state.tally
+    # The viewer knows what each step saw; RunState.seen also has the view from the start
+    # tile, which is in no event (checked separately below).
+    seen: dict[tuple[int, int], int] = {}
+    for record in state.actions:
+        for x, y, code in record.tiles:
+            seen[x, y] = code
+    assert state.started_at is not None
+    finished = state.finished
+    summary = {
+        "seq": state.seq,
+        "started": state.started,
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "width": maze.width,
+        "height": maze.height,
+        "grid": maze.grid_data(),
+        "goals": [xy(maze.goal)],
+        "start": xy(spec.start),
+        "started_at_ms": state.started_at.timestamp() * 1000,
+        "position": xy(state.position),
+        "actions": tally.actions,
+        "footsteps": tally.footsteps,
+        "turn": state.turn,
+        "path": [xy(record.to) for record in state.actions],
+        "steps": [
+            {
+                "step": record.step,
+                "turn": record.turn,
+                "action": record.action.value,
+                "success": record.success,
+                "from": xy(record.from_),
+                "to": xy(record.to),
+                "tiles": [list(tile) for tile in record.tiles],
+            }
+            for record in state.actions
+        ],
+        "seen": [[x, y, code] for (x, y), code in sorted(seen.items(), key=lambda i: i[0][::-1])],
+        "pending": None if state.pending is None else str(state.pending.intent_id),
+        "cancel_requested": state.cancel_requested,
+        "finished": None if finished is None else finished.model_dump(mode="json", by_alias=True),
+        "status": (
+            "running" if finished is None else status_of(finished.stop_reason, finished.success)
+        ),
+        "has_outcome": True,
+        "model_calls": tally.model_calls,
+        "input_tokens": tally.input_tokens,
+        "output_tokens": tally.output_tokens,
+        "cost_usd": tally.cost_usd,
+        "last_result": state.last_result,
+    }
+    # JSON both ways, as the JS summary went (1800.0 and 1800 compare equal anyway).
+    result: dict[str, Any] = json.loads(json.dumps(summary))
+    return result
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+@needs_node
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_js_run_model_folds_like_run_state(scenario: str, tmp_path: Path) -> None:
+    events = SCENARIOS[scenario]()
+    run_id = events[0].run_id
+    js = node_fold(tmp_path, run_id, events)
+    expected = python_fold(run_id, events)
+    actual = js["summary"]
+    assert sorted(actual) == sorted(expected)
+    for key, value in expected.items():
+        assert actual[key] == value, f"{scenario}: RunModel and RunState differ on {key!r}"
+
+    # Every step seen by the viewer is in the Python fold's seen map, with the same code.
+    state = fold(run_id, events)
+    assert all(state.seen[x, y] == code for x, y, code in js["summary"]["seen"])
+
+    # What `apply` says about each event, and about events already applied or out of order
+    # (RunState skips the first and refuses the second).
+    kinds = {"run.started": "start", "action.completed": "step", "run.finished": "finish"}
+    assert js["results"] == [kinds.get(event.type, "other") for event in events]
+    assert js["replayed"] == ["dup"] * len(events)
+    assert not any(state.apply_if_new(event) for event in events)
+    if len(events) > 1:
+        assert js["gap"] == "gap"
+        with pytest.raises(RuleError, match="^seq: "):
+            RunState(run_id).apply(events[1])
+
+
+def test_scenarios_cover_every_event_type_and_outcome() -> None:
+    runs = [build() for build in SCENARIOS.values()]
+    types = {event.type for events in runs for event in events}
+    assert types == {
+        "run.started",
+        "model.called",
+        "action.requested",
+        "action.completed",
+        "run.cancel_requested",
+        "run.finished",
+    }
+    statuses = set()
+    for events in runs:
+        state = fold(events[0].run_id, events)
+        finished = state.finished
+        statuses.add(
+            "running" if finished is None else status_of(finished.stop_reason, finished.success)
+        )
+        if any(not record.success and record.action.is_move for record in state.actions):
+            statuses.add("wall bump")
+    assert statuses == {"succeeded", "stopped", "cancelled", "failed", "running", "wall bump"}
+
+
+# --- the modules themselves -------------------------------------------------------------------
+
+_COMMENTS = re.compile(r"/\*[\s\S]*?\*/|(?<![:\"'])//[^\n]*")
+_IMPORT = re.compile(
+    r"""\b(?:import|export)\s*(?:([\w$\s{},*]+?)\s*from\s*)?["']([^"']+)["']"""
+    r"""|\bimport\(\s*["']([^"']+)["']\s*\)"""
+)
+_EXPORTED = re.compile(
+    r"^export\s+(?:async\s+)?(?:function\*?|class|const|let|var)\s+([\w$]+)", re.MULTILINE
+)
+_EXPORT_LIST = re.compile(r"^export\s*\{([^}]*)\}", re.MULTILINE)
+
+
+def modules() -> list[Path]:
+    found = sorted(STATIC.rglob("*.js")) + sorted(STATIC.rglob("*.mjs"))
+    assert found, f"no JavaScript under {STATIC}"
+    return found
+
+
+def code_of(path: Path) -> str:
+    return _COMMENTS.sub("", path.read_text(encoding="utf-8"))
+
+
+def exported_names(path: Path) -> set[str]:
+    code = code_of(path)
+    names = set(_EXPORTED.findall(code))
+    for group in _EXPORT_LIST.findall(code):
+        names |= {part.split(" as ")[-1].strip() for part in group.split(",") if part.strip()}
+    return names
+
+
+def imports_of(path: Path) -> list[tuple[str, set[str]]]:
+    """(specifier, names imported by name) of each static or dynamic import."""
+    found = []
+    for match in _IMPORT.finditer(code_of(path)):
+        clause, specifier = match.group(1) or "", match.group(2) or match.group(3)
+        names = set()
+        braces = re.search(r"\{([^}]*)\}", clause)
+        if braces:
+            names = {p.split(" as ")[0].strip() for p in braces.group(1).split(",") if p.strip()}
+        found.append((specifier, names))
+    return found
+
+
+def test_viewer_modules_are_small() -> None:
+    for path in modules():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= MAX_MODULE_LINES, (
+            f"{path.relative_to(STATIC)} has {lines} lines (at most {MAX_MODULE_LINES}): "
+            "split it into smaller modules"
+        )
+
+
+def test_viewer_imports_resolve() -> None:
+    for path in modules():
+        for specifier, names in imports_of(path):
+            where = f"{path.relative_to(STATIC)} imports {specifier!r}"
+            # The gateway serves files, with no bare-name resolution and no build step.
+            assert specifier.startswith(("./", "../")), f"{where}: only relative paths work"
+            target = (path.parent / specifier).resolve()
+            assert target.is_relative_to(STATIC.resolve()), f"{where}: outside gateway/static"
+            assert target.is_file(), f"{where}: no such file"
+            missing = names - exported_names(target)
+            assert not missing, f"{where}: it does not export {sorted(missing)}"
+    # The page's own references.
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    assets = re.findall(r"""(?:src|href)=["']/static/([^"']+)["']""", page)
+    assert "viewer.js" in assets
+    for asset in assets:
+        assert (STATIC / asset).is_file(), f"index.html refers to /static/{asset}: no such file"
+
+
+def test_run_model_needs_no_dom() -> None:
+    """run_model.js and what it imports never mention `document` or `window` (Node loads it)."""
+    pending, checked = [RUN_MODEL], set()
+    while pending:
+        path = pending.pop()
+        if path in checked:
+            continue
+        checked.add(path)
+        code = re.sub(r"""(["'`])(?:\\.|(?!\1).)*\1""", '""', code_of(path))
+        found = re.search(r"\b(document|window|localStorage|navigator)\b", code)
+        assert found is None, f"{path.name} (loaded with run_model.js) uses {found.group()}"
+        pending += [(path.parent / spec).resolve() for spec, _ in imports_of(path)]
+
+
+@needs_node
+def test_viewer_modules_parse(tmp_path: Path) -> None:
+    """Every module is valid ES module syntax (a syntax error blanks the whole viewer)."""
+    assert NODE is not None
+    for path in modules():
+        copy = tmp_path / f"{path.stem}.mjs"  # .mjs: parsed as a module by any Node version
+        copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        done = subprocess.run(
+            [NODE, "--check", str(copy)],
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, f"{path.name} does not parse:\n{done.stderr}"
