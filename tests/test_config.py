@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from oriole.admission import AllowedEndpoints
 from oriole.environment.settings import ROOT_FALLBACK_PG_DIR, Settings, SettingsError, load_settings
 from oriole.errors import ValidationError
 
@@ -352,4 +353,27 @@ def test_bad_gateway_tokens_name_the_variable_not_the_secret(
     with pytest.raises(ValidationError) as info:
         load_settings()
     assert info.value.field == "ORIOLE_GATEWAY_TOKENS"
+    assert "s3cret" not in str(info.value)
+
+
+def test_endpoints_are_stored_as_admission_compares_them(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORIOLE_OPENAI_ENDPOINTS", '[" http://h:1/v1/ ", "http://h:1/v1"]')
+    monkeypatch.setenv("ORIOLE_OLLAMA_ENDPOINTS", "http://a:11434/, https://b/")
+    settings = load_settings()
+    assert settings.openai_endpoints == ["http://h:1/v1"]
+    assert settings.ollama_endpoints == ["http://a:11434", "https://b"]
+    allowed = AllowedEndpoints.only({"openai": settings.openai_endpoints})
+    assert allowed.refusal("openai", "http://h:1/v1/") is None
+
+
+def test_an_endpoint_that_is_not_http_names_the_variable_not_the_secret(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORIOLE_OLLAMA_ENDPOINTS", "ftp://u:s3cret@h")
+    with pytest.raises(ValidationError) as info:
+        load_settings()
+    assert info.value.field == "ORIOLE_OLLAMA_ENDPOINTS"
+    assert "is not an http(s) URL" in info.value.reason
     assert "s3cret" not in str(info.value)
