@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from oriole.event_diff import comparable, leaf_differences, summary
 from oriole.events import (
     ActionCompleted,
     ActionRequested,
@@ -42,6 +41,7 @@ from oriole.events import (
 )
 from oriole.experiment import ExperimentStart
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.replay_report import MISSING, Difference, VerifyReport, counted
 from oriole.rules import (
     IdFactory,
     handle_cancel,
@@ -52,82 +52,7 @@ from oriole.rules import (
 )
 from oriole.run_state import RunState
 
-#: Marks a value (or a whole event) that one side has and the other has not.
-MISSING = "<missing>"
-
-#: Envelope fields that are inputs of the rules (``now``, ``new_id``), never compared.
-_NOT_COMPARED = ("time", "event_id")
-
-#: Longest value shown by `Difference.describe`; the full value stays in `to_dict`.
-_SHOW_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """One leaf where the recorded log and the re-derived one disagree."""
-
-    seq: int
-    event_type: str
-    path: str
-    recorded: Any
-    derived: Any
-
-    def describe(self) -> str:
-        """One line a person can read without the log at hand."""
-        return (
-            f"seq {self.seq} {self.event_type} {self.path}: "
-            f"recorded {_show(self.recorded)}, derived {_show(self.derived)}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "event_type": self.event_type,
-            "path": self.path,
-            "recorded": self.recorded,
-            "derived": self.derived,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    """The outcome of `verify_run`: every difference, in log order."""
-
-    run_id: str
-    events: int
-    differences: tuple[Difference, ...]
-    #: The recorded log has its terminal event; without one the run is still going.
-    finished: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    def render(self, limit: int = 50) -> str:
-        """A short human-readable report; at most ``limit`` differences are listed."""
-        state = "" if self.finished else " (run not finished)"
-        if self.ok:
-            return f"run {self.run_id}: {_count(self.events, 'event')} re-derived, identical{state}"
-        count = len(self.differences)
-        lines = [
-            f"run {self.run_id}: {_count(count, 'difference')} "
-            f"in {_count(self.events, 'event')} checked{state}"
-        ]
-        shown = self.differences[: max(0, limit)]
-        lines += [f"  {difference.describe()}" for difference in shown]
-        if count > len(shown):
-            lines.append(f"  ... and {count - len(shown)} more")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-able data (for ``--json``)."""
-        return {
-            "run_id": self.run_id,
-            "ok": self.ok,
-            "events": self.events,
-            "finished": self.finished,
-            "differences": [difference.to_dict() for difference in self.differences],
-        }
+__all__ = ["MISSING", "Difference", "VerifyReport", "verify_run"]
 
 
 def verify_run(events: Sequence[RunEvent]) -> VerifyReport:
@@ -183,7 +108,7 @@ def _stopped(event: RunEvent, why: str, unchecked: int, *, inclusive: bool) -> D
         event.type,
         "log",
         why,
-        f"verification stopped: {_count(unchecked, 'event')} {which} not checked",
+        f"verification stopped: {counted(unchecked, 'event')} {which} not checked",
     )
 
 
@@ -381,9 +306,9 @@ class _Verifier:
             if old is not None and new is not None:
                 self._compare_event(old, new)
             elif old is not None:
-                self.differences.append(Difference(seq, old.type, "event", _summary(old), MISSING))
+                self.differences.append(Difference(seq, old.type, "event", summary(old), MISSING))
             elif new is not None and self._expected_here(new, following):
-                self.differences.append(Difference(seq, new.type, "event", MISSING, _summary(new)))
+                self.differences.append(Difference(seq, new.type, "event", MISSING, summary(new)))
 
     def _expected_here(self, derived: RunEvent, following: RunEvent | None) -> bool:
         """Whether a derived event absent from its group should be in the log already."""
@@ -404,12 +329,12 @@ class _Verifier:
                 Difference(recorded.seq, recorded.type, "type", recorded.type, derived.type)
             )
             return
-        old, new = _data(recorded), _data(derived)
+        old, new = comparable(recorded), comparable(derived)
         if isinstance(recorded, RunStarted):
             # A default start moved with a warning comes back as an explicit start.
             for data in (old, new):
                 data["payload"].pop("warnings", None)
-        for path, left, right in _leaf_differences("", old, new):
+        for path, left, right in leaf_differences("", old, new):
             self.differences.append(Difference(recorded.seq, recorded.type, path, left, right))
 
     def _failed_derivation(self, event: RunEvent, error: Exception) -> None:
@@ -447,69 +372,6 @@ def _recorded_ids(group: Sequence[RunEvent]) -> IdFactory:
     return new_id
 
 
-def _data(event: RunEvent) -> dict[str, Any]:
-    data = event.model_dump(mode="json", by_alias=True)
-    for name in _NOT_COMPARED:
-        data.pop(name, None)
-    return data
-
-
-def _summary(event: RunEvent) -> dict[str, Any]:
-    """An event that has no counterpart: its type and payload say what it is."""
-    data = _data(event)
-    return {"type": data["type"], "payload": data["payload"]}
-
-
-def _is_leaf(value: Any) -> bool:
-    """Points and number tuples (a seen tile) read best whole; other containers are opened."""
-    if isinstance(value, dict):
-        return set(value) == {"x", "y"}
-    if isinstance(value, list):
-        return bool(value) and all(isinstance(item, int | float) for item in value)
-    return True
-
-
-def _equal(left: Any, right: Any) -> bool:
-    """Deep equality as JSON sees it (``True`` is not ``1``)."""
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_equal(left[k], right[k]) for k in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_equal, left, right))
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    return bool(left == right)
-
-
-def _leaf_differences(path: str, recorded: Any, derived: Any) -> Iterator[tuple[str, Any, Any]]:
-    """``(path, recorded, derived)`` for every differing leaf, in document order."""
-    opened = not (_is_leaf(recorded) and _is_leaf(derived))
-    if opened and isinstance(recorded, dict) and isinstance(derived, dict):
-        for key in list(recorded) + [key for key in derived if key not in recorded]:
-            yield from _leaf_differences(
-                f"{path}.{key}" if path else str(key),
-                recorded.get(key, MISSING),
-                derived.get(key, MISSING),
-            )
-    elif opened and isinstance(recorded, list) and isinstance(derived, list):
-        for index in range(max(len(recorded), len(derived))):
-            yield from _leaf_differences(
-                f"{path}[{index}]",
-                recorded[index] if index < len(recorded) else MISSING,
-                derived[index] if index < len(derived) else MISSING,
-            )
-    elif not _equal(recorded, derived):
-        yield path or "event", recorded, derived
-
-
-def _show(value: Any) -> str:
-    text = MISSING if value == MISSING else repr(value)
-    return text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 3] + "..."
-
-
 def _error_text(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -3,14 +3,14 @@
 One `EndpointPool` per provider is shared by every run of a worker process, so the breakers,
 health flags, per-endpoint concurrency caps and per-model rate limits see all the traffic.
 The rules themselves live in the pure `oriole.llm.resilience`; this module only does the
-I/O (httpx, asyncio) and the bookkeeping around it.
+I/O (httpx, asyncio) and the retry loop. Each endpoint's bookkeeping is in
+:mod:`providers.endpoint`, what a failed call becomes in :mod:`providers.call_errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -19,21 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import httpx
 
 from oriole.intents import RetryRecord
 from oriole.llm.chat import ChatRequest, ModelReply
-from oriole.llm.errors import (
-    ConnectionFailed,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimited,
-    RequestTimeout,
-)
+from oriole.llm.errors import ProviderError, ProviderUnavailable
 from oriole.llm.resilience import (
-    BreakerState,
     CircuitBreaker,
     RateLimit,
     RetryPolicy,
@@ -44,13 +36,25 @@ from oriole.llm.resilience import (
 from oriole.llm.wire import WireFormat
 from oriole.redaction import Redactor, redact_url, url_secrets
 from providers import metrics
+from providers.call_errors import (
+    annotate,
+    gave_up,
+    header_secrets,
+    http_failures,
+    retry_record,
+    scrub,
+)
+from providers.endpoint import (
+    Endpoint,
+    EndpointStatus,
+    check_endpoint_url,
+    join_url,
+    rendezvous_order,
+)
+
+__all__ = ["CallResult", "EndpointPool", "EndpointStatus", "RequestSigner", "TransportPolicy"]
 
 log = logging.getLogger("oriole.providers")
-
-#: RetryRecord limits (see `oriole.intents`).
-_MAX_MESSAGE = 2000
-#: Headers whose values are credentials (redacted from error text even without settings).
-_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 
 
 class RequestSigner(Protocol):
@@ -102,42 +106,6 @@ class CallResult:
     wall_ms: float
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointStatus:
-    url: str
-    state: BreakerState
-    healthy: bool
-    in_flight: int
-    consecutive_failures: int
-
-
-class _Endpoint:
-    """One endpoint's live state; ``url`` may hold credentials, ``display`` never does."""
-
-    __slots__ = ("breaker", "display", "healthy", "in_flight", "semaphore", "url")
-
-    def __init__(self, url: str, breaker: CircuitBreaker, concurrency: int) -> None:
-        self.url = url
-        self.display = redact_url(url)
-        self.breaker = breaker
-        self.semaphore = asyncio.Semaphore(concurrency)
-        self.healthy = True
-        self.in_flight = 0
-
-    def __repr__(self) -> str:
-        return f"_Endpoint({self.display})"
-
-
-def _join(base: str, path: str) -> str:
-    return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _check_endpoint(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint {redact_url(url)!r}: expected an http(s) URL with a host")
-
-
 class EndpointPool:
     """The endpoints of one provider, shared by all runs of a worker process.
 
@@ -169,12 +137,13 @@ class EndpointPool:
         if not endpoints:
             raise ValueError("endpoints: at least one is needed")
         for url in endpoints:
-            _check_endpoint(url)
+            check_endpoint_url(url)
         self._wire = wire
         self._provider = wire.provider
         self._policy = policy
         self._endpoints = [
-            _Endpoint(
+            Endpoint(
+                self._provider,
                 url,
                 CircuitBreaker(policy.breaker_failure_threshold, policy.breaker_reset_seconds),
                 policy.endpoint_max_concurrency,
@@ -187,7 +156,7 @@ class EndpointPool:
         self._headers = dict(headers or {})
         self._redact = (redactor or Redactor()).with_secrets(
             *(secret for url in endpoints for secret in url_secrets(url)),
-            *_header_secrets(self._headers),
+            *header_secrets(self._headers),
         )
         self._signer = signer
         self._limiters = {
@@ -206,7 +175,7 @@ class EndpointPool:
         self._health_task: asyncio.Task[None] | None = None
         self._closed = False
         for ep in self._endpoints:
-            self._publish(ep, clock())
+            ep.publish(clock())
 
     def __repr__(self) -> str:
         urls = ", ".join(ep.display for ep in self._endpoints)
@@ -262,19 +231,7 @@ class EndpointPool:
 
     def status(self) -> list[EndpointStatus]:
         now = self._clock()
-        result = []
-        for ep in self._endpoints:
-            self._publish(ep, now)
-            result.append(
-                EndpointStatus(
-                    url=ep.display,
-                    state=ep.breaker.state(now),
-                    healthy=ep.healthy,
-                    in_flight=ep.in_flight,
-                    consecutive_failures=ep.breaker.consecutive_failures,
-                )
-            )
-        return result
+        return [ep.status(now) for ep in self._endpoints]
 
     def preference(self, affinity: str) -> list[str]:
         """The endpoints in the order a call with this affinity tries them (all healthy)."""
@@ -311,9 +268,9 @@ class EndpointPool:
             if ep is None:
                 unavailable = self._unavailable(order)
                 wait = self._unavailable_wait(order, attempt)
-                retries.append(_record(attempt, None, unavailable, wait or 0.0))
+                retries.append(retry_record(attempt, None, unavailable, wait or 0.0))
                 if wait is None:
-                    raise _annotate(unavailable, attempt, retries)
+                    raise annotate(unavailable, attempt, retries)
                 await asyncio.sleep(wait)
                 continue
             started = time.perf_counter()
@@ -321,18 +278,12 @@ class EndpointPool:
                 reply = await self._attempt(ep, path, body, request.model, limiter)
             except ProviderError as exc:
                 delay = retry_delay(policy, attempt, exc, self._rng)
-                retries.append(_record(attempt, ep.display, exc, delay or 0.0))
+                retries.append(retry_record(attempt, ep.display, exc, delay or 0.0))
                 if delay is None:
                     if not exc.retryable:
-                        _annotate(exc, attempt, retries)
+                        annotate(exc, attempt, retries)
                         raise
-                    final = ProviderUnavailable(
-                        f"gave up after {attempt} attempts; last error "
-                        f"{type(exc).__name__}: {exc.message}",
-                        status=exc.status,
-                        endpoint=exc.endpoint,
-                    )
-                    raise _annotate(final, attempt, retries) from exc
+                    raise annotate(gave_up(attempt, exc), attempt, retries) from exc
                 metrics.RETRIES.labels(self._provider, ep.display).inc()
                 log.info(
                     "%s call to %s failed (%s: %s); attempt %d in %.2f s",
@@ -349,7 +300,7 @@ class EndpointPool:
             wall_ms = (time.perf_counter() - started) * 1000
             return CallResult(reply, ep.display, attempt, tuple(retries), wall_ms)
 
-    def _find(self, endpoint: str) -> _Endpoint:
+    def _find(self, endpoint: str) -> Endpoint:
         wanted = endpoint.rstrip("/")
         for ep in self._endpoints:
             if wanted in (ep.url.rstrip("/"), ep.display.rstrip("/")):
@@ -358,19 +309,15 @@ class EndpointPool:
             f"endpoint {redact_url(endpoint)!r} is not one of this pool's: {self.endpoints}"
         )
 
-    def _ordered(self, affinity: str) -> list[_Endpoint]:
-        def score(ep: _Endpoint) -> int:
-            digest = hashlib.blake2b(f"{affinity}\0{ep.display}".encode(), digest_size=8).digest()
-            return int.from_bytes(digest, "big")
-
-        return sorted(self._endpoints, key=score, reverse=True)
+    def _ordered(self, affinity: str) -> list[Endpoint]:
+        return rendezvous_order(self._endpoints, affinity)
 
     async def _pace(self, limiter: SlidingWindowLimiter) -> None:
         while (wait := limiter.delay(self._clock())) > 0:
             await asyncio.sleep(wait)
         limiter.record_request(self._clock())
 
-    async def _acquire(self, order: list[_Endpoint], failed: set[str]) -> _Endpoint | None:
+    async def _acquire(self, order: list[Endpoint], failed: set[str]) -> Endpoint | None:
         """The first usable endpoint, with its concurrency slot (and breaker trial) held."""
         now = self._clock()
         candidates = [ep for ep in order if ep.breaker.state(now) != "open"]
@@ -384,22 +331,14 @@ class EndpointPool:
             ep.semaphore.release()
         return None
 
-    def _unavailable(self, order: list[_Endpoint]) -> ProviderUnavailable:
+    def _unavailable(self, order: list[Endpoint]) -> ProviderUnavailable:
         now = self._clock()
-        states = []
-        for ep in order:
-            state = ep.breaker.state(now)
-            detail = f"{state}, {ep.breaker.consecutive_failures} consecutive failures"
-            if state == "open":
-                detail += f", retry in {ep.breaker.retry_in(now):.1f} s"
-            elif state == "half_open":
-                detail += ", trial call in flight"
-            states.append(f"{ep.display} ({detail})")
+        states = [ep.describe(now) for ep in order]
         return ProviderUnavailable(
             f"no {self._provider} endpoint is available: " + "; ".join(states)
         )
 
-    def _unavailable_wait(self, order: list[_Endpoint], attempt: int) -> float | None:
+    def _unavailable_wait(self, order: list[Endpoint], attempt: int) -> float | None:
         """How long to wait for a breaker to let calls through, or None to give up now."""
         policy = self._policy.retry
         if attempt >= policy.max_attempts:
@@ -411,7 +350,7 @@ class EndpointPool:
 
     async def _attempt(
         self,
-        ep: _Endpoint,
+        ep: Endpoint,
         path: str,
         body: bytes,
         model: str,
@@ -422,23 +361,14 @@ class EndpointPool:
         outcome = "cancelled"
         started = time.perf_counter()
         try:
-            url = _join(ep.url, path)
+            url = join_url(ep.url, path)
             headers = await self._headers_for("POST", url, body)
             timeout = self._policy.request_timeout_seconds
-            try:
-                # httpx's own timeouts are per read; a server trickling bytes would never
-                # trip them, so the whole exchange is bounded here.
+            # httpx's own timeouts are per read; a server trickling bytes would never trip
+            # them, so the whole exchange is bounded here.
+            with http_failures(ep.display, timeout):
                 async with asyncio.timeout(timeout):
                     response = await self._client.post(url, content=body, headers=headers)
-            except (TimeoutError, httpx.TimeoutException) as exc:
-                raise RequestTimeout(
-                    f"{ep.display}: no complete response within {timeout:g} s; request aborted",
-                    endpoint=ep.display,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise ConnectionFailed(
-                    f"{ep.display}: {type(exc).__name__}: {exc}", endpoint=ep.display
-                ) from exc
             if not response.is_success:
                 raise self._wire.parse_error(
                     response.status_code, response.headers, response.content
@@ -446,13 +376,8 @@ class EndpointPool:
             reply = self._wire.parse_reply(response.content)
         except ProviderError as exc:
             outcome = type(exc).__name__
-            # Upstream text may echo our key (an error body quoting the Authorization
-            # header): redact it here, before it reaches a retry record, a log or an event.
-            exc.message = self._redact(exc.message)
-            exc.args = (exc.message,)
-            if exc.endpoint is None:
-                exc.endpoint = ep.display
-            self._judge(ep, exc)
+            scrub(exc, self._redact, ep.display)
+            ep.judge(exc, self._clock())
             raise
         except BaseException:
             # Cancelled (or a bug): no verdict on the endpoint, but free its trial slot.
@@ -461,10 +386,7 @@ class EndpointPool:
         else:
             outcome = "ok"
             now = self._clock()
-            before = ep.breaker.state(now)
-            ep.breaker.record_success(now)
-            ep.healthy = True
-            self._note_transition(ep, before, now, None)
+            ep.succeeded(now)
             self._count_tokens(model, reply, limiter, now)
             return reply
         finally:
@@ -484,35 +406,6 @@ class EndpointPool:
             return dict(await self._signer(method, url, headers, body))
         return headers
 
-    def _judge(self, ep: _Endpoint, error: ProviderError) -> None:
-        """Retryable errors are the endpoint's fault; client errors (4xx) and throttling are
-        not (the server answered, and Retry-After already paces us)."""
-        now = self._clock()
-        before = ep.breaker.state(now)
-        if error.retryable and not isinstance(error, RateLimited):
-            ep.breaker.record_failure(now)
-        else:
-            ep.breaker.release(now)
-        self._note_transition(ep, before, now, error)
-
-    def _note_transition(
-        self, ep: _Endpoint, before: BreakerState, now: float, error: ProviderError | None
-    ) -> None:
-        after = ep.breaker.state(now)
-        if after != before:
-            if after == "open":
-                cause = f" (last: {type(error).__name__})" if error is not None else ""
-                log.warning(
-                    "%s endpoint %s: circuit open after %d consecutive failures%s",
-                    self._provider,
-                    ep.display,
-                    ep.breaker.consecutive_failures,
-                    cause,
-                )
-            elif after == "closed":
-                log.info("%s endpoint %s: circuit closed", self._provider, ep.display)
-        self._publish(ep, now)
-
     def _count_tokens(
         self, model: str, reply: ModelReply, limiter: SlidingWindowLimiter | None, now: float
     ) -> None:
@@ -523,13 +416,6 @@ class EndpointPool:
         metrics.TOKENS.labels(self._provider, model, "input").inc(used_in)
         metrics.TOKENS.labels(self._provider, model, "output").inc(used_out)
 
-    def _publish(self, ep: _Endpoint, now: float) -> None:
-        state = ep.breaker.state(now)
-        metrics.BREAKER_STATE.labels(self._provider, ep.display).set(
-            metrics.BREAKER_STATE_VALUES[state]
-        )
-        metrics.ENDPOINT_HEALTHY.labels(self._provider, ep.display).set(1 if ep.healthy else 0)
-
     # -- health checks -----------------------------------------------------------------
 
     async def _health_loop(self, path: str, interval: float) -> None:
@@ -537,16 +423,11 @@ class EndpointPool:
             await asyncio.gather(*(self._probe(ep, path) for ep in self._endpoints))
             await asyncio.sleep(interval)
 
-    async def _probe(self, ep: _Endpoint, path: str) -> None:
+    async def _probe(self, ep: Endpoint, path: str) -> None:
         """GET the health path; any answer below 500 means the server is up (a 4xx only
         says the probe path or its auth differ, and must not open a working server's
-        circuit).
-
-        A failed probe of an endpoint that is serving our calls at the time is ignored: those
-        calls report its health, and a single-threaded server (llama-cpp-python) cannot
-        answer a probe while it generates.
-        """
-        url = _join(ep.url, path)
+        circuit). `Endpoint.probed` judges the answer."""
+        url = join_url(ep.url, path)
         busy = ep.in_flight > 0
         timeout = self._policy.health_check_timeout_seconds
         try:
@@ -563,47 +444,4 @@ class EndpointPool:
         except Exception:
             log.exception("%s health check of %s failed", self._provider, ep.display)
             return
-        if not ok and (busy or ep.in_flight > 0):
-            log.debug("%s health check of busy %s unanswered", self._provider, ep.display)
-            return
-        now = self._clock()
-        before = ep.breaker.state(now)
-        ep.breaker.record_health(now, ok)
-        if ok != ep.healthy:
-            log.log(
-                logging.INFO if ok else logging.WARNING,
-                "%s endpoint %s is %s",
-                self._provider,
-                ep.display,
-                "healthy again" if ok else "failing its health check",
-            )
-        ep.healthy = ok
-        self._note_transition(ep, before, now, None)
-
-
-def _record(
-    attempt: int, endpoint: str | None, error: ProviderError, wait_seconds: float
-) -> RetryRecord:
-    return RetryRecord(
-        attempt=attempt,
-        endpoint=endpoint,
-        error_class=type(error).__name__,
-        message=error.message[:_MAX_MESSAGE],
-        status=error.status,
-        wait_ms=wait_seconds * 1000,
-    )
-
-
-def _header_secrets(headers: Mapping[str, str]) -> list[str]:
-    """Credential header values, and the token of ``Bearer <token>``."""
-    found: list[str] = []
-    for name, value in headers.items():
-        if name.lower() in _CREDENTIAL_HEADERS and value:
-            found += [value, value.split(" ", 1)[-1]]
-    return found
-
-
-def _annotate(error: ProviderError, attempts: int, retries: list[RetryRecord]) -> ProviderError:
-    error.attempts = attempts
-    error.retries = tuple(retries)
-    return error
+        ep.probed(ok, busy, self._clock())

@@ -12,20 +12,10 @@ Why it exists
     buffer underflow for ApiVersion v3 ... Local: Read underflow" (``api.version.request=false``
     is ignored by librdkafka 2.x), so it cannot talk to the broker at all.
 
-What it rewrites (broker -> client only; requests are forwarded unchanged)
-    1. ApiVersions (key 18) v3+ responses without an error: the trailing tagged-field section
-       is replaced by ``0x00`` (no tagged fields). The API version ranges are untouched.
-    2. Metadata (key 3), every version: each broker that advertises exactly the upstream
-       ``host:port`` gets the bridge's port instead, so that the client's further connections
-       go through the bridge too. The host is kept, so the bridge must listen on the host the
-       broker advertises (both are ``127.0.0.1`` by default).
-    3. FindCoordinator (key 10), every version (the single coordinator of v0-v3, each entry of
-       the ``coordinators`` array of v4+): the same port rewrite, so group consumers work too.
-
-    Ports are rewritten in place, so those frames keep their length. Every other frame is
-    streamed through byte for byte (frames may be many MiB; they are never held in memory
-    whole). Only the three rewritten responses are buffered, up to
-    :data:`MAX_REWRITTEN_FRAME` bytes.
+It rewrites three kinds of response (ApiVersions v3+, Metadata, FindCoordinator; see
+:mod:`oriole.kafka.rdkafka_rewrite`) and streams every other frame through byte for byte
+(frames may be many MiB; they are never held in memory whole). Only the three rewritten
+responses are buffered, up to :data:`MAX_REWRITTEN_FRAME` bytes.
 
 Each client connection gets its own upstream connection. Requests are remembered by
 correlation id (only the three rewritten kinds), and a response is matched by its correlation
@@ -54,6 +44,15 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, Self, TypeAlias
 
+from oriole.kafka.rdkafka_rewrite import (
+    REWRITTEN_APIS,
+    ProtocolError,
+    rewrite_api_versions_response,
+    rewrite_find_coordinator_response,
+    rewrite_metadata_response,
+    rewrite_response,
+)
+
 __all__ = [
     "MAX_REWRITTEN_FRAME",
     "RdkafkaBridge",
@@ -64,11 +63,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-API_METADATA: Final = 3
-API_FIND_COORDINATOR: Final = 10
-API_VERSIONS: Final = 18
-_REWRITTEN_APIS: Final = frozenset({API_METADATA, API_FIND_COORDINATOR, API_VERSIONS})
 
 #: Largest response the bridge buffers to rewrite (Metadata of a development broker is tiny).
 MAX_REWRITTEN_FRAME: Final = 64 * 1024 * 1024
@@ -88,166 +82,6 @@ _Forward: TypeAlias = Callable[
 
 class RdkafkaBridgeError(RuntimeError):
     """The bridge is used wrongly (e.g. its address is asked for before it started)."""
-
-
-class _ProtocolError(ValueError):
-    """A frame that is not valid Kafka protocol (the connection is closed)."""
-
-
-# -- response parsing and rewriting (pure functions, frames without the length prefix) -------
-
-
-class _Cursor:
-    """Reads Kafka primitive types from a response, checking every bound."""
-
-    __slots__ = ("_data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self._data = data
-        self.pos = pos
-
-    def skip(self, size: int) -> int:
-        """Skip ``size`` bytes and return where they started."""
-        start = self.pos
-        if size < 0 or start + size > len(self._data):
-            raise _ProtocolError(f"need {size} bytes at offset {start} of {len(self._data)}")
-        self.pos = start + size
-        return start
-
-    def int16(self) -> int:
-        value: int = struct.unpack_from(">h", self._data, self.skip(2))[0]
-        return value
-
-    def int32(self) -> int:
-        value: int = struct.unpack_from(">i", self._data, self.skip(4))[0]
-        return value
-
-    def uvarint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self._data[self.skip(1)]
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-            if shift > 28:
-                raise _ProtocolError(f"unsigned varint too long at offset {self.pos}")
-
-    def string(self, flexible: bool) -> bytes | None:
-        """A (nullable) string: int16 length, or unsigned varint length + 1 when flexible."""
-        size = self.uvarint() - 1 if flexible else self.int16()
-        if size < 0:
-            return None
-        start = self.skip(size)
-        return self._data[start : self.pos]
-
-    def array_length(self, flexible: bool) -> int:
-        """Element count of a non-null array: int32, or unsigned varint count + 1."""
-        count = self.uvarint() - 1 if flexible else self.int32()
-        if count < 0:
-            raise _ProtocolError(f"unexpected null array at offset {self.pos}")
-        return count
-
-    def tagged_fields(self) -> None:
-        """Skip a tagged-field section: count, then (tag, size, data) per field."""
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.skip(self.uvarint())
-
-
-def rewrite_api_versions_response(response: bytes, version: int) -> bytes:
-    """Drop the tagged fields at the end of an ApiVersions v3+ response.
-
-    ``response`` is the frame without its length prefix (correlation id first; ApiVersions
-    responses always use header v0). Earlier versions and error responses (which a broker may
-    send in the v0 layout) are returned unchanged.
-    """
-    if version < 3:
-        return response
-    cursor = _Cursor(response, 4)
-    if cursor.int16() != 0:  # error_code
-        return response
-    for _ in range(cursor.array_length(flexible=True)):
-        cursor.skip(6)  # api_key, min_version, max_version
-        cursor.tagged_fields()
-    cursor.int32()  # throttle_time_ms
-    end = cursor.pos
-    cursor.tagged_fields()  # validates the section we drop
-    if cursor.pos != len(response):
-        raise _ProtocolError(f"{len(response) - cursor.pos} stray bytes after ApiVersions")
-    return response[:end] + b"\x00"
-
-
-def _rewrite_endpoint(
-    cursor: _Cursor, out: bytearray, flexible: bool, upstream: tuple[bytes, int], port: int
-) -> None:
-    """Read ``host``, ``port``; replace the port if the pair is ``upstream``."""
-    host = cursor.string(flexible)
-    at = cursor.pos
-    if (host, cursor.int32()) == upstream:
-        _INT32.pack_into(out, at, port)
-
-
-def rewrite_metadata_response(
-    response: bytes, version: int, upstream_host: str, upstream_port: int, port: int
-) -> bytes:
-    """Give every broker advertised as ``upstream_host:upstream_port`` the port ``port``.
-
-    ``response`` is the Metadata response of ``version`` without its length prefix. Only the
-    brokers array (the first field after ``throttle_time_ms``) is read; the rest is copied.
-    """
-    flexible = version >= 9
-    upstream = (upstream_host.encode(), upstream_port)
-    out = bytearray(response)
-    cursor = _Cursor(response, 4)  # after the correlation id
-    if flexible:
-        cursor.tagged_fields()  # response header v1
-    if version >= 3:
-        cursor.int32()  # throttle_time_ms
-    for _ in range(cursor.array_length(flexible)):
-        cursor.int32()  # node_id
-        _rewrite_endpoint(cursor, out, flexible, upstream, port)
-        if version >= 1:
-            cursor.string(flexible)  # rack
-        if flexible:
-            cursor.tagged_fields()
-    return bytes(out)
-
-
-def rewrite_find_coordinator_response(
-    response: bytes, version: int, upstream_host: str, upstream_port: int, port: int
-) -> bytes:
-    """Give every coordinator advertised as ``upstream_host:upstream_port`` the port ``port``.
-
-    ``response`` is the FindCoordinator response of ``version`` without its length prefix:
-    v0-v3 hold one coordinator, v4+ an array of them (one per requested key).
-    """
-    flexible = version >= 3
-    upstream = (upstream_host.encode(), upstream_port)
-    out = bytearray(response)
-    cursor = _Cursor(response, 4)
-    if flexible:
-        cursor.tagged_fields()  # response header v1
-    if version >= 1:
-        cursor.int32()  # throttle_time_ms
-    if version < 4:
-        cursor.int16()  # error_code
-        if version >= 1:
-            cursor.string(flexible)  # error_message
-        cursor.int32()  # node_id
-        _rewrite_endpoint(cursor, out, flexible, upstream, port)
-    else:
-        for _ in range(cursor.array_length(flexible=True)):
-            cursor.string(flexible=True)  # key
-            cursor.int32()  # node_id
-            _rewrite_endpoint(cursor, out, True, upstream, port)
-            cursor.int16()  # error_code
-            cursor.string(flexible=True)  # error_message
-            cursor.tagged_fields()
-    return bytes(out)
-
-
-# -- the proxy -----------------------------------------------------------------------------
 
 
 async def _close(writer: asyncio.StreamWriter | None) -> None:
@@ -413,7 +247,7 @@ class RdkafkaBridge:
         length = await reader.readexactly(4)
         (size,) = _INT32.unpack(length)
         if size < 4:
-            raise _ProtocolError(f"response frame of {size} bytes")
+            raise ProtocolError(f"response frame of {size} bytes")
         head = length + await reader.readexactly(4)
         (correlation_id,) = _INT32.unpack_from(head, 4)
         request = pending.pop(correlation_id, None)
@@ -422,21 +256,13 @@ class RdkafkaBridge:
             await _copy(reader, writer, size - 4)
             return
         if size > MAX_REWRITTEN_FRAME:
-            raise _ProtocolError(f"response of {size} bytes to api key {request[0]}")
+            raise ProtocolError(f"response of {size} bytes to api key {request[0]}")
         response = head[4:] + await reader.readexactly(size - 4)
-        response = self._rewrite(*request, response)
+        response = rewrite_response(
+            *request, response, self._upstream_host, self._upstream_port, self.port
+        )
         writer.write(_INT32.pack(len(response)) + response)
         await writer.drain()
-
-    def _rewrite(self, api_key: int, api_version: int, response: bytes) -> bytes:
-        if api_key == API_VERSIONS:
-            return rewrite_api_versions_response(response, api_version)
-        rewrite = (
-            rewrite_metadata_response
-            if api_key == API_METADATA
-            else rewrite_find_coordinator_response
-        )
-        return rewrite(response, api_version, self._upstream_host, self._upstream_port, self.port)
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size: int) -> None:
@@ -456,10 +282,10 @@ async def _forward_request(
     length = await reader.readexactly(4)
     (size,) = _INT32.unpack(length)
     if size < _REQUEST_PREFIX.size:
-        raise _ProtocolError(f"request frame of {size} bytes")
+        raise ProtocolError(f"request frame of {size} bytes")
     prefix = await reader.readexactly(_REQUEST_PREFIX.size)
     api_key, api_version, correlation_id = _REQUEST_PREFIX.unpack(prefix)
-    if api_key in _REWRITTEN_APIS:
+    if api_key in REWRITTEN_APIS:
         # Noted before the request leaves, so its response cannot arrive first.
         pending[correlation_id] = (api_key, api_version)
     writer.write(length + prefix)
@@ -480,7 +306,7 @@ async def _pump(
             await forward(reader, writer, pending)
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         _log.debug("rdkafka bridge: %s closed (%s side): %r", peer, direction, exc)
-    except _ProtocolError as exc:
+    except ProtocolError as exc:
         _log.warning("rdkafka bridge: closing %s, bad %s: %s", peer, direction, exc)
     except OSError as exc:
         _log.warning("rdkafka bridge: closing %s (%s side): %s", peer, direction, exc)
