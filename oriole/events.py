@@ -190,12 +190,6 @@ def dump_run_event(event: RunEvent) -> bytes:
     return event.model_dump_json(by_alias=True).encode()
 
 
-def event_type_name(model: type[_Envelope]) -> str:
-    default = model.model_fields["type"].default
-    assert isinstance(default, str)
-    return default
-
-
 # --- records about the start topic ----------------------------------------------------------
 
 

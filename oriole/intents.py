@@ -1,5 +1,9 @@
 """Commands sent to the maze processor, the single writer of each run's event log.
 
+Every command travels on the command topic (``<prefix>.runs.commands``) keyed by its run id:
+a `StartCommand` (an admitted start, forwarded), `AgentIntent`, `AgentFailure` and
+`CancelRequest` (also what clients publish on the control topic).
+
 Agents never write run events themselves: they send an `AgentIntent` (what the model asked
 for, with its usage) and the maze processor turns it into numbered events through the pure
 rules. ``basis_seq`` is the sequence number of the last event the agent saw, which makes a
@@ -15,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from oriole.experiment import ExperimentStart
 from oriole.geometry import Direction
 from oriole.schema_base import SCHEMA_VERSION, RunId, WireModel, utc_now
 
@@ -87,6 +92,25 @@ class ModelCall(WireModel):
     retries: list[RetryRecord] = Field(
         default_factory=list, description="The failed attempts before the one that counted."
     )
+
+
+class StartCommand(WireModel):
+    """A validated start, forwarded to the command partition that owns the run.
+
+    External clients may key (or not key) start events however their client library
+    partitions; forwarding re-keys by run id so one processor owns each run.
+    """
+
+    type: Literal["run.start"] = "run.start"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    request: ExperimentStart
+    origin: str | None = Field(
+        default=None, max_length=500, description="The start-topic record it was admitted from."
+    )
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
 
 
 class AgentIntent(WireModel):

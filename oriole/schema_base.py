@@ -106,15 +106,6 @@ def _json_kind(value: object) -> str:
     return type(value).__name__
 
 
-def as_validation_error(exc: pydantic.ValidationError) -> ValidationError:
-    """The first problem of a pydantic error as our ``ValidationError(field, reason)``."""
-    problems = field_problems(exc)
-    field, reason = problems[0] if problems else ("event", str(exc))
-    if len(problems) > 1:
-        reason += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-    return ValidationError(field, reason)
-
-
 def model_json_schema(model: type[BaseModel] | Any) -> dict[str, Any]:
     """JSON Schema in serialisation mode: what a publisher must send."""
     if isinstance(model, type) and issubclass(model, BaseModel):

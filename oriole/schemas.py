@@ -6,13 +6,14 @@ from typing import Any
 
 from oriole.events import DeadLetter, ExperimentRejected, RunEvent
 from oriole.experiment import ExperimentStart
-from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.schema_base import model_json_schema
 
 #: File stem -> the model (or union) it describes.
 SCHEMAS: dict[str, Any] = {
     "experiment-start": ExperimentStart,
     "run-event": RunEvent,
+    "run-start": StartCommand,
     "agent-intent": AgentIntent,
     "agent-failure": AgentFailure,
     "run-cancel": CancelRequest,

@@ -37,7 +37,7 @@ from streams.event_log import RebuiltRuns, read_checkpoints
 log = logging.getLogger("oriole.streams.agents")
 
 #: Creates the agent of a run from its spec (the agent, its model options and prompt).
-AgentFactory = Callable[[RunSpec], Agent]
+MakeAgent = Callable[[RunSpec], Agent]
 
 
 class AgentRunner:
@@ -46,7 +46,7 @@ class AgentRunner:
         *,
         bootstrap_servers: str,
         topics: Topics,
-        agent_factory: AgentFactory,
+        agent_factory: MakeAgent,
         client_id: str = "oriole",
         group_id: str | None = None,
         max_concurrency: int = 50,
@@ -222,11 +222,11 @@ class AgentRunner:
                     message=message[:10_000],
                     model_call=call,
                 )
-                await self._send(encode(self.topics.runs_intents, failure, run_id))
+                await self._send(encode(self.topics.runs_commands, failure, run_id))
                 self.decided[run_id] = basis_seq
                 return
             intent = decision.to_intent(run_id, basis_seq, observation.turn)
-            await self._send(encode(self.topics.runs_intents, intent, run_id))
+            await self._send(encode(self.topics.runs_commands, intent, run_id))
             self.decided[run_id] = basis_seq
             metrics.DECISIONS.labels(spec.agent.provider).inc()
 

@@ -4,7 +4,7 @@ It consumes three topics in one consumer group:
 - the experiment-start topic (written by anyone): each start is admitted or rejected, and an
   admitted start is forwarded to the command topic keyed by run id;
 - the run-control topic (written by anyone): cancel requests, forwarded the same way;
-- the command topic (``runs.intents``, written only by Oriole and keyed by run id): starts,
+- the command topic (``runs.commands``, written only by Oriole and keyed by run id): starts,
   agent intents, agent failures and cancels for the runs this process owns.
 Forwarding re-keys external messages so that exactly one processor owns each run whatever
 partitioner the client used. The owner of command partition *p* owns events partition *p*:
@@ -31,11 +31,10 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, Rejected, admit
 from oriole.errors import RuleError, ValidationError
 from oriole.events import ExperimentRejected, FieldProblem, RunEvent, RunStarted
-from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import (
     Outgoing,
-    StartCommand,
     UndecodableMessage,
     command_from_message,
     dead_letter_for,
@@ -123,7 +122,7 @@ class MazeProcessor:
             bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=self.client_id
         )
         self._consumer.subscribe(
-            [self.topics.experiments_start, self.topics.runs_control, self.topics.runs_intents],
+            [self.topics.experiments_start, self.topics.runs_control, self.topics.runs_commands],
             listener=_Listener(self),
         )
         await self._consumer.start()
@@ -173,7 +172,7 @@ class MazeProcessor:
     def _on_assigned(self, assigned: set[Any]) -> None:
         # No I/O here: the rebuild runs in the main loop, so a long one cannot outlast the
         # rebalance or the session; commands wait until it is done.
-        self._gained = {tp.partition for tp in assigned if tp.topic == self.topics.runs_intents}
+        self._gained = {tp.partition for tp in assigned if tp.topic == self.topics.runs_commands}
 
     async def _rebuild(self) -> None:
         owned, self._gained = self._gained or set(), None
@@ -285,7 +284,7 @@ class MazeProcessor:
             self._reject(verdict.run_id, list(verdict.problems), record.value, origin)
             return
         command = StartCommand(request=verdict.request, origin=origin)
-        self._send(encode(self.topics.runs_intents, command, command.run_id))
+        self._send(encode(self.topics.runs_commands, command, command.run_id))
 
     def _admit(self, value: bytes | None, origin: str) -> Admitted | Rejected:
         data = json_object(value)
@@ -317,7 +316,7 @@ class MazeProcessor:
         request = command_from_message(record.value)
         if not isinstance(request, CancelRequest):
             raise UndecodableMessage(f"{request.type} on the control topic; only run.cancel")
-        self._send(encode(self.topics.runs_intents, request, request.run_id))
+        self._send(encode(self.topics.runs_commands, request, request.run_id))
 
     # --- commands for the runs this process owns ----------------------------------------
 

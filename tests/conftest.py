@@ -9,10 +9,11 @@ broker itself.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from oriole.kafka import EmbeddedBroker, prepare_clients
 
@@ -20,16 +21,14 @@ from oriole.kafka import EmbeddedBroker, prepare_clients
 BROKER_START_TIMEOUT = 60.0
 
 
-@pytest.fixture(scope="session")
-def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def embedded_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[EmbeddedBroker]:
     """The session's broker process (stopped, and its process reaped, at session end)."""
     log_dir: Path = tmp_path_factory.mktemp("tansu-logs")
-    broker = EmbeddedBroker(log_dir=log_dir, start_timeout=BROKER_START_TIMEOUT)
-    broker.start()
-    try:
+    async with EmbeddedBroker(log_dir=log_dir, start_timeout=BROKER_START_TIMEOUT) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="session")

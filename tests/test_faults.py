@@ -1,6 +1,6 @@
 """The fault suite at CI size: runs survive kill -9, database outages and hostile records.
 
-The same code as ``python -m bench faults`` (see ``bench/faults.py``), with a few runs, two
+The same code as ``python -m bench faults`` (see ``bench/faults/``), with a few runs, two
 worker kills and a few hundred hostile records, against a stack of real processes.
 """
 

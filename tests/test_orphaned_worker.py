@@ -6,6 +6,7 @@ second and ignored SIGTERM for 50 s.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -30,8 +31,9 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-def test_an_orphaned_worker_logs_quietly_and_stops_on_sigterm(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(log_dir=tmp_path / "broker").start()
+@pytest.mark.asyncio
+async def test_an_orphaned_worker_logs_quietly_and_stops_on_sigterm(tmp_path: Path) -> None:
+    broker = await EmbeddedBroker(log_dir=tmp_path / "broker").start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORIOLE_")}
     env |= {
         "ORIOLE_HOME": str(tmp_path / "home"),
@@ -49,21 +51,21 @@ def test_an_orphaned_worker_logs_quietly_and_stops_on_sigterm(tmp_path: Path) ->
         while not any("owns command partitions" in line for line in _lines(log)):
             assert worker.poll() is None, "\n".join(_lines(log)[-30:])
             assert time.monotonic() < deadline, "worker never became ready"
-            time.sleep(0.1)
-        broker.stop()
+            await asyncio.sleep(0.1)
+        await broker.stop()
         before = len(_lines(log))
-        time.sleep(OUTAGE_SECONDS)
+        await asyncio.sleep(OUTAGE_SECONDS)
         during = _lines(log)[before:]
         assert worker.poll() is None, "the worker must wait for its broker, not exit"
         # Each kind of connection error is logged once per window, not hundreds of times.
         assert len(during) <= 40, "\n".join(during[-40:])
         stopped_at = time.monotonic()
         worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
+        await asyncio.to_thread(worker.wait, 60)
         # Within the grace (15 s) and the clients' bounded stops, not 50 s.
         assert time.monotonic() - stopped_at < 30
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-        broker.stop()
+        await broker.stop()

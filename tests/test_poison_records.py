@@ -121,9 +121,9 @@ async def test_hostile_start_records_are_dead_lettered_and_valid_runs_go_on(
         finally:
             await producer.stop()
         # Hostile commands straight on the internal command topic, too.
-        await publish(kafka_broker, stack.topics.runs_intents, b"[" * 100_000)
+        await publish(kafka_broker, stack.topics.runs_commands, b"[" * 100_000)
         await publish(
-            kafka_broker, stack.topics.runs_intents, b'{"type": "agent.intent", "run_id": 5}'
+            kafka_broker, stack.topics.runs_commands, b'{"type": "agent.intent", "run_id": 5}'
         )
         await publish(kafka_broker, stack.topics.experiments_start, start_event("run-after", maze))
         await log.until(finished(["run-after"]))

@@ -342,7 +342,7 @@ async def test_a_key_echoed_by_the_server_reaches_no_event_log_or_archive_row(
                 return status is not None and status != "running"
 
             await eventually(archived)
-            async with TopicReader(stack.bootstrap, stack.topics.runs_intents) as intents:
+            async with TopicReader(stack.bootstrap, stack.topics.runs_commands) as intents:
                 await intents.until(lambda records: any(r.key == run_id.encode() for r in records))
                 intent_bytes = b"".join(r.value for r in intents.records)
             archive = await pool.fetch("SELECT * FROM run_events WHERE run_id = $1", run_id)

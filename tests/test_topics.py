@@ -19,7 +19,7 @@ EXPECTED_SUFFIXES = [
     "experiments.start",
     "experiments.rejected",
     "runs.events",
-    "runs.intents",
+    "runs.commands",
     "runs.control",
     "runs.replay",
     "runs.checkpoints",
@@ -49,7 +49,7 @@ def test_catalogue_names_follow_the_prefix() -> None:
     assert topics.experiments_start == "acme.experiments.start"
     assert topics.experiments_rejected == "acme.experiments.rejected"
     assert topics.runs_events == "acme.runs.events"
-    assert topics.runs_intents == "acme.runs.intents"
+    assert topics.runs_commands == "acme.runs.commands"
     assert topics.runs_control == "acme.runs.control"
     assert topics.runs_replay == "acme.runs.replay"
     assert topics.runs_checkpoints == "acme.runs.checkpoints"

@@ -11,15 +11,14 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import Field
 
 from oriole.errors import OrioleError
 from oriole.events import DeadLetter, RunEvent, parse_run_event
-from oriole.experiment import ExperimentStart
-from oriole.intents import AgentFailure, AgentIntent, CancelRequest
+from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.schema_base import SCHEMA_VERSION, WireModel
 from oriole.storable import without_nul
 
@@ -103,25 +102,6 @@ def json_object(value: bytes | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UndecodableMessage(f"expected a JSON object, got {type(data).__name__}")
     return data
-
-
-class StartCommand(WireModel):
-    """A validated start, forwarded to the command partition that owns the run.
-
-    External clients may key (or not key) start events however their client library
-    partitions; forwarding re-keys by run id so one processor owns each run.
-    """
-
-    type: Literal["run.start"] = "run.start"
-    schema_version: Literal[1] = SCHEMA_VERSION
-    request: ExperimentStart
-    origin: str | None = Field(
-        default=None, max_length=500, description="The start-topic record it was admitted from."
-    )
-
-    @property
-    def run_id(self) -> str:
-        return self.request.run_id
 
 
 Command = StartCommand | AgentIntent | AgentFailure | CancelRequest

@@ -3,7 +3,8 @@
 faust's worker consumer hard-codes ``fetch_max_wait_ms=1500``. Tansu holds an idle Fetch for
 a good part of that wait even when new records arrive meanwhile, so with faust's value the
 produce-to-consume latency was 168 ms median and up to 572 ms; with 100 ms it was 15 ms median
-(55 ms max). See ``research/kafka-on-tansu.md`` §1 ("Latency") and §3. Real Kafka answers a
+(55 ms max), measured on a 2-core machine (``python -m bench backbone`` measures the hop
+latency the stack gets today). Real Kafka answers a
 waiting Fetch as soon as data arrives, so apply this only for the embedded broker (through
 :func:`oriole.kafka.prepare_clients`).
 

@@ -40,9 +40,9 @@ __all__ = [
     "EXPERIMENTS_REJECTED",
     "EXPERIMENTS_START",
     "RUNS_CHECKPOINTS",
+    "RUNS_COMMANDS",
     "RUNS_CONTROL",
     "RUNS_EVENTS",
-    "RUNS_INTENTS",
     "RUNS_REPLAY",
     "TopicError",
     "TopicSpec",
@@ -55,7 +55,7 @@ __all__ = [
 EXPERIMENTS_START: Final = "experiments.start"
 EXPERIMENTS_REJECTED: Final = "experiments.rejected"
 RUNS_EVENTS: Final = "runs.events"
-RUNS_INTENTS: Final = "runs.intents"
+RUNS_COMMANDS: Final = "runs.commands"
 RUNS_CONTROL: Final = "runs.control"
 RUNS_REPLAY: Final = "runs.replay"
 RUNS_CHECKPOINTS: Final = "runs.checkpoints"
@@ -115,7 +115,12 @@ _CATALOGUE: Final[tuple[tuple[str, str, str], ...]] = (
         "Rejections of invalid experiment-start events, with the reason.",
     ),
     (RUNS_EVENTS, "run id", "The run event log: every event of every run, in order."),
-    (RUNS_INTENTS, "run id", "Agent intents for the maze processor."),
+    (
+        RUNS_COMMANDS,
+        "run id",
+        "Every command to the maze processor: forwarded starts and cancels, agent intents "
+        "and failures.",
+    ),
     (RUNS_CONTROL, "run id", "Control requests for runs, e.g. cancel."),
     (RUNS_REPLAY, "run id", "Archived runs re-published for replay."),
     (
@@ -162,8 +167,8 @@ class Topics:
         return self.name(RUNS_EVENTS)
 
     @property
-    def runs_intents(self) -> str:
-        return self.name(RUNS_INTENTS)
+    def runs_commands(self) -> str:
+        return self.name(RUNS_COMMANDS)
 
     @property
     def runs_control(self) -> str:

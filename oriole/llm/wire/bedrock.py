@@ -26,19 +26,16 @@ from oriole.llm.errors import (
     ToolsUnsupported,
 )
 from oriole.llm.wire.http_errors import (
-    arguments_object,
     body_text,
     class_for_status,
-    count,
     header,
-    load_json_object,
     make_error,
-    number,
-    plain_json,
     says_context_exceeded,
     says_tools_unsupported,
     try_json,
 )
+from oriole.llm.wire.reply_body import count, load_json_object, number, object_field, string
+from oriole.llm.wire.request_body import arguments_object, given, plain_json
 
 #: Stands in for an empty tool result: Converse rejects empty text blocks.
 EMPTY_TOOL_RESULT = "(empty result)"
@@ -153,7 +150,7 @@ class BedrockWire:
             ("temperature", opts.temperature),
             ("topP", opts.top_p),
         )
-        inference = {name: value for name, value in pairs if value is not None}
+        inference = given(pairs)
         if inference:
             body["inferenceConfig"] = inference
         if request.tools:
@@ -191,17 +188,13 @@ class BedrockWire:
                         f"{body_text(body)}"
                     )
                 calls.append(ToolCall(id=use_id, name=name, arguments=use.get("input")))
-        usage = data.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        metrics = data.get("metrics")
-        metrics = metrics if isinstance(metrics, dict) else {}
-        stop = data.get("stopReason")
+        usage = object_field(data, "usage")
         return ModelReply(
             message=Message(role="assistant", content="\n".join(texts), tool_calls=tuple(calls)),
             input_tokens=count(usage.get("inputTokens")),
             output_tokens=count(usage.get("outputTokens")),
-            done_reason=stop if isinstance(stop, str) else None,
-            duration_ms=number(metrics.get("latencyMs")),
+            done_reason=string(data.get("stopReason")),
+            duration_ms=number(object_field(data, "metrics").get("latencyMs")),
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:

@@ -1,7 +1,8 @@
-"""Helpers the three wire formats share for reading HTTP failures.
+"""How the three wire formats read HTTP failures: a status and a server's text -> an error.
 
-One place decides how Retry-After is read, how a status maps to an error class and how much
-server text an error message may quote, so every provider classifies failures alike.
+One place decides how Retry-After is read, how a status (or a server's words) maps to an
+error class and how much server text an error message may quote, so every provider
+classifies failures alike. Reading successful replies is `oriole.llm.wire.reply_body`'s job.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from oriole.llm.chat import ToolCall
 from oriole.llm.errors import (
     AuthenticationFailed,
     BadRequest,
-    MalformedResponse,
+    ContextOverflow,
     ModelNotFound,
     ProviderError,
     RateLimited,
     RequestTimeout,
     ServerError,
+    ToolsUnsupported,
 )
 
 #: How much of a server's own text an error message quotes.
@@ -156,77 +157,12 @@ def make_error(
     )
 
 
-def load_json(provider: str, body: bytes) -> Any:
-    """A reply body decoded as JSON, or `MalformedResponse` quoting what came instead."""
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        shown = body_text(body) or "(empty body)"
-        raise MalformedResponse(f"{provider}: reply body is not JSON: {shown}") from None
-
-
-def load_json_object(provider: str, body: bytes) -> dict[str, Any]:
-    """Like `load_json`, and the document must be a JSON object."""
-    data = load_json(provider, body)
-    if not isinstance(data, dict):
-        raise MalformedResponse(
-            f"{provider}: reply is JSON but not an object: {body_text(body)}",
-        )
-    return data
-
-
 def try_json(body: bytes) -> Any:
     """An error body decoded as JSON, or ``None`` when it is not JSON (proxies send HTML)."""
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def count(value: Any) -> int | None:
-    """A token count as reported: an int, else ``None`` (never guessed as 0)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
-def number(value: Any) -> float | None:
-    """A reported duration or rate as a float, else ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def arguments_object(arguments: Any) -> dict[str, Any]:
-    """Tool-call arguments as the JSON object Ollama and Bedrock insist on.
-
-    A dict goes as is, a string holding a JSON object is decoded, anything else (malformed
-    JSON, ``None``, a list) becomes ``{}``: the conversation must still be sendable after a
-    model produced garbage, and the garbage is already recorded as the model made it.
-    """
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str):
-        try:
-            decoded = json.loads(arguments)
-        except ValueError:
-            return {}
-        if isinstance(decoded, dict):
-            return decoded
-    return {}
-
-
-def plain_json(value: Any) -> Any:
-    """A deep copy with every mapping a dict and every sequence a list.
-
-    Bodies never share objects with the request (whose schemas are read-only mappings), so a
-    caller may change a body without touching the conversation it came from.
-    """
-    if isinstance(value, Mapping):
-        return {str(key): plain_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_json(item) for item in value]
-    return value
 
 
 #: Lower-case phrases with which servers say the model (or the server's setup) cannot call
@@ -267,27 +203,24 @@ def says_tools_unsupported(text: str) -> bool:
     return any(phrase in lowered for phrase in _NO_TOOLS_PHRASES)
 
 
-def function_tool_calls(provider: str, raw: Any, body: bytes) -> tuple[ToolCall, ...]:
-    """``[{"id"?, "function": {"name", "arguments"}}]``, the tool-call list Ollama and the
-    OpenAI chat API share; arguments are kept exactly as given (object or string)."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise MalformedResponse(f"{provider}: message.tool_calls is not a list: {body_text(body)}")
-    calls = []
-    for index, item in enumerate(raw):
-        function = item.get("function") if isinstance(item, dict) else None
-        name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(function, dict) or not isinstance(name, str):
-            raise MalformedResponse(
-                f"{provider}: tool call {index} has no function name: {body_text(body)}"
-            )
-        call_id = item.get("id") if isinstance(item, dict) else None
-        calls.append(
-            ToolCall(
-                id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
-                name=name,
-                arguments=function.get("arguments"),
-            )
-        )
-    return tuple(calls)
+def error_for_text(
+    provider: str,
+    status: int,
+    text: str,
+    headers: Mapping[str, str],
+    *,
+    context_overflow: bool = False,
+) -> ProviderError:
+    """The error a chat call's failure stands for, from the server's text and the status.
+
+    `ToolsUnsupported` whenever the text says so, whatever the status (Ollama sends 400,
+    llama.cpp 500); with ``context_overflow``, `ContextOverflow` for a 4xx whose text says
+    the prompt does not fit; otherwise the status's class.
+    """
+    if says_tools_unsupported(text):
+        cls: type[ProviderError] = ToolsUnsupported
+    elif context_overflow and 400 <= status < 500 and says_context_exceeded(text):
+        cls = ContextOverflow
+    else:
+        cls = class_for_status(status)
+    return make_error(cls, provider, status, text, headers)

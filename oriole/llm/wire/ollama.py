@@ -11,35 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolSpec
-from oriole.llm.errors import MalformedResponse, ProviderError, ToolsUnsupported
-from oriole.llm.wire.http_errors import (
-    arguments_object,
-    body_text,
-    class_for_status,
-    count,
-    function_tool_calls,
-    load_json_object,
-    make_error,
-    number,
-    plain_json,
-    says_tools_unsupported,
-    truncate,
-    try_json,
-)
+from oriole.llm.chat import ChatRequest, Message, ModelReply
+from oriole.llm.errors import MalformedResponse, ProviderError
+from oriole.llm.wire.http_errors import body_text, error_for_text, truncate, try_json
+from oriole.llm.wire.reply_body import count, function_message, load_json_object, number, string
+from oriole.llm.wire.request_body import arguments_object, function_chat_body, given, plain_json
 
 _NS_PER_MS = 1_000_000.0
-
-
-def _tool(spec: ToolSpec) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": plain_json(spec.parameters),
-        },
-    }
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -73,7 +51,7 @@ def _options(request: ChatRequest) -> dict[str, Any]:
         ("top_p", opts.top_p),
         ("top_k", opts.top_k),
     )
-    return {name: value for name, value in pairs if value is not None}
+    return given(pairs)
 
 
 def _error_text(data: Any, body: bytes) -> str:
@@ -101,12 +79,7 @@ class OllamaWire:
         return "/api/chat"
 
     def chat_body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [_message(m) for m in request.messages],
-            "tools": [_tool(t) for t in request.tools],
-            "stream": False,
-        }
+        body = function_chat_body(request, _message)
         options = _options(request)
         if options:
             body["options"] = options
@@ -125,23 +98,16 @@ class OllamaWire:
                 f"{self.provider}: the reply had no message field (a model without tool "
                 f"support answers like this): {body_text(body)}"
             )
-        content = message.get("content")
-        calls = function_tool_calls(self.provider, message.get("tool_calls"), body)
         eval_count = count(data.get("eval_count"))
         eval_ms = _ms(data.get("eval_duration"))
         rate = None
         if eval_count is not None and eval_ms is not None and eval_ms > 0:
             rate = round(eval_count / (eval_ms / 1000.0), 2)
-        done_reason = data.get("done_reason")
         return ModelReply(
-            message=Message(
-                role="assistant",
-                content=content if isinstance(content, str) else "",
-                tool_calls=calls,
-            ),
+            message=function_message(self.provider, message, body),
             input_tokens=count(data.get("prompt_eval_count")),
             output_tokens=eval_count,
-            done_reason=done_reason if isinstance(done_reason, str) else None,
+            done_reason=string(data.get("done_reason")),
             duration_ms=_ms(data.get("total_duration")),
             prompt_eval_ms=_ms(data.get("prompt_eval_duration")),
             eval_ms=eval_ms,
@@ -149,7 +115,4 @@ class OllamaWire:
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
-        text = _error_text(try_json(body), body)
-        if says_tools_unsupported(text):  # Ollama sends 400; the text is what is certain
-            return make_error(ToolsUnsupported, self.provider, status, text, headers)
-        return make_error(class_for_status(status), self.provider, status, text, headers)
+        return error_for_text(self.provider, status, _error_text(try_json(body), body), headers)

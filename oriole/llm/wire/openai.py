@@ -12,33 +12,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from oriole.llm.chat import ChatRequest, Message, ModelReply, ToolSpec
-from oriole.llm.errors import ContextOverflow, MalformedResponse, ProviderError, ToolsUnsupported
-from oriole.llm.wire.http_errors import (
-    body_text,
-    class_for_status,
+from oriole.llm.chat import ChatRequest, Message, ModelReply
+from oriole.llm.errors import MalformedResponse, ProviderError
+from oriole.llm.wire.http_errors import body_text, error_for_text, truncate, try_json
+from oriole.llm.wire.reply_body import (
     count,
-    function_tool_calls,
+    function_message,
     load_json_object,
-    make_error,
     number,
-    plain_json,
-    says_context_exceeded,
-    says_tools_unsupported,
-    truncate,
-    try_json,
+    object_field,
+    string,
 )
-
-
-def _tool(spec: ToolSpec) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": plain_json(spec.parameters),
-        },
-    }
+from oriole.llm.wire.request_body import function_chat_body, given, plain_json
 
 
 def _arguments_string(arguments: Any) -> str:
@@ -108,13 +93,8 @@ class OpenAIWire:
         return "/chat/completions"
 
     def chat_body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [_message(m) for m in request.messages],
-            "tools": [_tool(t) for t in request.tools],
-            "tool_choice": "auto",
-            "stream": False,
-        }
+        body = function_chat_body(request, _message)
+        body["tool_choice"] = "auto"
         opts = request.options
         pairs: tuple[tuple[str, Any], ...] = (
             ("temperature", opts.temperature),
@@ -125,7 +105,7 @@ class OpenAIWire:
             ("repeat_penalty", opts.repeat_penalty),  # llama.cpp
             ("repetition_penalty", opts.repeat_penalty),  # vLLM
         )
-        body.update((name, value) for name, value in pairs if value is not None)
+        body.update(given(pairs))
         return body
 
     def parse_reply(self, body: bytes) -> ModelReply:
@@ -145,22 +125,14 @@ class OpenAIWire:
             raise MalformedResponse(
                 f"{self.provider}: choices[0] has no message: {body_text(body)}"
             )
-        content = message.get("content")
-        usage = data.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        finish = choice.get("finish_reason")
-        timings = data.get("timings")  # llama.cpp's own figures
-        timings = timings if isinstance(timings, dict) else {}
+        usage = object_field(data, "usage")
+        timings = object_field(data, "timings")  # llama.cpp's own figures
         rate = number(timings.get("predicted_per_second"))
         return ModelReply(
-            message=Message(
-                role="assistant",
-                content=content if isinstance(content, str) else "",
-                tool_calls=function_tool_calls(self.provider, message.get("tool_calls"), body),
-            ),
+            message=function_message(self.provider, message, body),
             input_tokens=count(usage.get("prompt_tokens")),
             output_tokens=count(usage.get("completion_tokens")),
-            done_reason=finish if isinstance(finish, str) else None,
+            done_reason=string(choice.get("finish_reason")),
             prompt_eval_ms=number(timings.get("prompt_ms")),
             eval_ms=number(timings.get("predicted_ms")),
             tokens_per_second=None if rate is None else round(rate, 2),
@@ -169,8 +141,4 @@ class OpenAIWire:
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         text = _error_text(try_json(body), body)
         # llama.cpp says "tools param requires --jinja flag" with a 500: the text decides.
-        if says_tools_unsupported(text):
-            return make_error(ToolsUnsupported, self.provider, status, text, headers)
-        if 400 <= status < 500 and says_context_exceeded(text):
-            return make_error(ContextOverflow, self.provider, status, text, headers)
-        return make_error(class_for_status(status), self.provider, status, text, headers)
+        return error_for_text(self.provider, status, text, headers, context_overflow=True)
