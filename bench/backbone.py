@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from oriole import generators
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import load_settings
 from oriole.events import ActionCompleted, ActionRequested, parse_run_event
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
@@ -43,7 +44,7 @@ async def _measure(bootstrap: str, home: Path, runs: int) -> dict[str, Any]:
     )
     topics = Topics.from_settings(settings)
     await ensure_topics(bootstrap, topics.specs)
-    worker = Worker.create(settings, bootstrap, topics)
+    worker = Worker.create(settings, bootstrap, topics, MazeCatalogue.from_settings(settings).get)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await worker.wait_ready()
@@ -105,13 +106,13 @@ async def _measure(bootstrap: str, home: Path, runs: int) -> dict[str, Any]:
 async def _main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         broker = EmbeddedBroker(log_dir=Path(scratch))
-        await broker.start_async()
+        await broker.start()
         try:
             prepare_clients(True, faust=False)
             single = await _measure(broker.bootstrap_servers, Path(scratch) / "a", 1)
             fifty = await _measure(broker.bootstrap_servers, Path(scratch) / "b", 50)
         finally:
-            await broker.stop_async()
+            await broker.stop()
     return {"frontier_1_run": single, "frontier_50_runs": fifty}
 
 

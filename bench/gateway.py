@@ -225,6 +225,7 @@ async def _measure(bootstrap: str, database: str, home: Path) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
     from gateway.server import Gateway
+    from oriole.environment.catalogue import MazeCatalogue
     from oriole.environment.settings import load_settings
     from oriole.kafka import ensure_topics
     from oriole.kafka.topics import Topics
@@ -248,7 +249,13 @@ async def _measure(bootstrap: str, database: str, home: Path) -> dict[str, Any]:
     async with pool.acquire() as conn:
         await migrate(conn)
         await store_batch(conn, [run[0] for run in runs])  # viewers catch up on seq 1
-    gateway = Gateway(settings, bootstrap_servers=bootstrap, topics=topics, pool=pool, tansu=True)
+    gateway = Gateway(
+        settings,
+        bootstrap_servers=bootstrap,
+        topics=topics,
+        pool=pool,
+        find_maze=MazeCatalogue.from_settings(settings).get,
+    )
     await gateway.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
     await producer.start()
@@ -329,12 +336,12 @@ async def _run() -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             broker = EmbeddedBroker(log_dir=Path(scratch))
-            await broker.start_async()
+            await broker.start()
             try:
                 prepare_clients(True, faust=False)
                 return await _measure(broker.bootstrap_servers, database, Path(scratch) / "home")
             finally:
-                await broker.stop_async()
+                await broker.stop()
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()

@@ -26,6 +26,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from oriole import generators
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import load_settings
 from oriole.events import ActionRequested, ModelCalled, RunFinished, parse_run_event
 from oriole.experiment import (
@@ -112,7 +113,7 @@ def llama_server(python: str, log_path: Path) -> Iterator[str]:
 
 async def _run(url: str, home: Path) -> dict[str, Any]:
     broker = EmbeddedBroker(log_dir=home / "logs")
-    await broker.start_async()
+    await broker.start()
     try:
         prepare_clients(True, faust=False)
         bootstrap = broker.bootstrap_servers
@@ -128,7 +129,9 @@ async def _run(url: str, home: Path) -> dict[str, Any]:
         )
         topics = Topics.from_settings(settings)
         await ensure_topics(bootstrap, topics.specs)
-        worker = Worker.create(settings, bootstrap, topics)
+        worker = Worker.create(
+            settings, bootstrap, topics, MazeCatalogue.from_settings(settings).get
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:
@@ -138,7 +141,7 @@ async def _run(url: str, home: Path) -> dict[str, Any]:
             stop.set()
             await task
     finally:
-        await broker.stop_async()
+        await broker.stop()
 
 
 async def _play(bootstrap: str, topics: Topics) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import asyncpg
 from oriole import generators
 from oriole.agents.base import Observation
 from oriole.agents.builtin import create_builtin
-from oriole.environment.stack_file import Connection
 from oriole.events import ActionCompleted, RunEvent
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, prepare_clients
@@ -123,17 +122,16 @@ async def _measure(database: str) -> dict[str, Any]:
 
 async def _publish(runs: list[list[RunEvent]]) -> float:
     broker = EmbeddedBroker()
-    await broker.start_async()
+    await broker.start()
     try:
         prepare_clients(True, faust=False)
-        connection = Connection(broker.bootstrap_servers, True, f"bench-{uuid.uuid4().hex[:6]}")
-        topics = Topics(connection.topic_prefix)
+        topics = Topics(f"bench-{uuid.uuid4().hex[:6]}")
         started = time.perf_counter()
         for run in runs:
-            await publish_replay(connection, topics, run)
+            await publish_replay(broker.bootstrap_servers, topics, run)
         return time.perf_counter() - started
     finally:
-        await broker.stop_async()
+        await broker.stop()
 
 
 async def _run() -> dict[str, Any]:

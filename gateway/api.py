@@ -2,7 +2,7 @@
 
 Every statement is parameterised; the only names put into SQL text come from the fixed view
 whitelist below. Query-string parsing is pure (``*_query`` functions raise
-:class:`Problems`), the I/O is a few statements per request on the shared pool.
+:class:`InvalidRequest`), the I/O is a few statements per request on the shared pool.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ VIEWS: Mapping[str, View] = {
 }
 
 
-class Problems(ValueError):
+class InvalidRequest(ValueError):
     """A request the API refuses (HTTP 400): every ``(field, reason)`` found."""
 
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
@@ -153,7 +153,7 @@ def experiments_query(params: Mapping[str, list[str]]) -> Statement:
             problems.append(("before", f"must be an ISO 8601 time, got {before!r}"))
     limit = _limit(params, problems)
     if problems:
-        raise Problems(problems)
+        raise InvalidRequest(problems)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     args.append(limit)
     sql = f"{_SELECT_EXPERIMENTS}{where} ORDER BY started_at DESC, run_id DESC LIMIT ${len(args)}"
@@ -177,7 +177,7 @@ def view_query(name: str, params: Mapping[str, list[str]]) -> Statement | None:
             problems.append(("run_id", f"view {name} has no run_id column"))
     limit = _limit(params, problems)
     if problems:
-        raise Problems(problems)
+        raise InvalidRequest(problems)
     args.append(limit)
     sql = f"SELECT * FROM {view.relation}{where} ORDER BY {view.order_by} LIMIT ${len(args)}"
     return Statement(sql, tuple(args))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -24,6 +23,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from gateway import api
+from gateway.commands import Commands
+from gateway.exposure import check_exposure
 from gateway.feeds import WRITE_LIMIT, Archive, Feeds, GapError, Session
 from gateway.frames import (
     CLOSE_BAD_QUERY,
@@ -36,10 +37,9 @@ from gateway.frames import (
     valid_run_id,
     ws_route,
 )
-from gateway.guard import ANONYMOUS, Gatekeeper, Policy, cancel_route, principals
+from gateway.guard import Gatekeeper, Policy, cancel_route, principals
 from gateway.http import (
     MAX_CLIENT_MESSAGE,
-    HttpRequest,
     content_type,
     error_response,
     gated,
@@ -49,23 +49,15 @@ from gateway.http import (
 )
 from gateway.hub import Hub
 from gateway.metrics import CLIENTS, HTTP_REQUESTS
-from oriole.admission import Admitted, AllowedEndpoints, Rejected, admit
-from oriole.audit import AuditAction, AuditRecord, log_fields, outcome_of
-from oriole.environment.catalogue import MazeCatalogue
-from oriole.environment.settings import Settings, SettingsError, env_var_name
-from oriole.intents import CancelRequest
-from oriole.kafka import prepare_clients
+from oriole.environment.settings import Settings
 from oriole.kafka.clients import make_producer, stop_quietly
-from oriole.kafka.codec import MessageTooLarge, UndecodableMessage, encode, json_object
 from oriole.kafka.topics import Topics
-from oriole.llm.pricing import PriceTable, load_price_table
+from oriole.llm.pricing import load_price_table
 from oriole.maze import Maze
 from projections.database import CONNECTION_ERRORS
 from providers.factory import allowed_endpoints
 
 log = logging.getLogger("oriole.gateway")
-#: One record per write action: who (token name), what, which run, the answer.
-audit_log = logging.getLogger("oriole.audit")
 #: The websockets library's own logger. Kept at WARNING or above: at DEBUG it would log
 #: request lines and headers, tokens included.
 _WS_LOG = logging.getLogger("oriole.gateway.websockets")
@@ -75,8 +67,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STOP_TIMEOUT = 5.0
 #: Longest a health probe of Kafka or PostgreSQL may take.
 HEALTH_TIMEOUT = 3.0
-#: Longest publishing an audit record may take (the action's answer waits for it).
-AUDIT_TIMEOUT = 10.0
 DATABASE_UNAVAILABLE = "the database is unavailable; try again"
 
 
@@ -92,9 +82,11 @@ class Gateway:
 
     ``settings.gateway_port`` 0 binds a free port (read :attr:`port` after :meth:`start`;
     ``Settings`` itself validates ports from 1, so pass ``settings.model_copy(update=...)``).
-    ``unknown_run_grace`` is how long a one-run feed waits for a first live event of a run
-    that is not archived before closing with 4004; ``gap_deadline`` how long it waits for
-    the projector to archive events it saw live beyond the archive's end.
+    ``find_maze`` is the process's one maze catalogue; the caller has prepared the Kafka
+    clients for its broker (``oriole.kafka.prepare_clients``). ``unknown_run_grace`` is how
+    long a one-run feed waits for a first live event of a run that is not archived before
+    closing with 4004; ``gap_deadline`` how long it waits for the projector to archive
+    events it saw live beyond the archive's end.
     """
 
     def __init__(
@@ -104,8 +96,7 @@ class Gateway:
         bootstrap_servers: str,
         topics: Topics,
         pool: Any,
-        tansu: bool,
-        find_maze: Callable[[str], Maze] | None = None,
+        find_maze: Callable[[str], Maze],
         static_dir: Path | None = None,
         unknown_run_grace: float = 5.0,
         gap_deadline: float = 60.0,
@@ -114,12 +105,12 @@ class Gateway:
         self.bootstrap_servers = bootstrap_servers
         self.topics = topics
         self.pool = pool
-        self.tansu = tansu
-        if find_maze is None:
-            find_maze = MazeCatalogue(settings.home / "mazes", settings.maze_dirs).get
-        self.find_maze = find_maze
-        self.prices = load_price_table(settings.price_file)
-        self.endpoints = allowed_endpoints(settings)
+        self.commands = Commands(
+            topics=topics,
+            find_maze=find_maze,
+            prices=load_price_table(settings.price_file),
+            endpoints=allowed_endpoints(settings),
+        )
         self.static_dir = static_dir or STATIC_DIR
         self.hub = Hub(
             bootstrap_servers=bootstrap_servers,
@@ -157,42 +148,16 @@ class Gateway:
         if self._server is not None:
             raise RuntimeError("the gateway is already started")
         host = self.settings.gateway_host
-        if not self._tokens:
-            if not is_loopback(host):
-                raise SettingsError(
-                    [
-                        (
-                            env_var_name("gateway_host"),
-                            f"{host!r} is not a loopback address and "
-                            f"{env_var_name('gateway_tokens')} is empty: the gateway would "
-                            "let anyone on the network read every run and start experiments. "
-                            f"Configure tokens (e.g. {env_var_name('gateway_tokens')}="
-                            '\'{"<secret>": "write"}\') or bind to 127.0.0.1',
-                        )
-                    ]
-                )
-            log.warning(
-                "GATEWAY AUTHENTICATION IS OFF: %s is empty, so anyone who can reach %s "
-                "can read every run and start experiments (bound to loopback only)",
-                env_var_name("gateway_tokens"),
-                host,
-            )
-        elif not is_loopback(host) and not self.settings.gateway_allowed_hosts:
-            log.warning(
-                "%s is empty: the gateway answers only to localhost, 127.0.0.1 and [::1] "
-                "(421 for other Host names); set the names clients use to reach %s",
-                env_var_name("gateway_allowed_hosts"),
-                host,
-            )
+        check_exposure(self.settings, has_tokens=bool(self._tokens))
         if _WS_LOG.getEffectiveLevel() < logging.WARNING:
             _WS_LOG.setLevel(logging.WARNING)
-        prepare_clients(self.tansu, faust=False)
         try:
             await self.hub.start()
             self._producer = make_producer(
                 self.bootstrap_servers, client_id=f"{self.settings.kafka_client_id}-gateway"
             )
             await self._producer.start()
+            self.commands.producer = self._producer
             self._server = await serve(
                 self._handler,
                 host,
@@ -252,6 +217,7 @@ class Gateway:
             await asyncio.wait(abandoned, timeout=STOP_TIMEOUT)
         await self.hub.stop()
         producer, self._producer = self._producer, None
+        self.commands.producer = None
         if producer is not None:
             await stop_quietly(producer)
 
@@ -288,12 +254,12 @@ class Gateway:
                 return error_response(405, "websockets use GET", {"Allow": "GET"})
             return None  # go on with the websocket handshake
         if method == "POST" and path == "/api/experiments":
-            return await self._start_experiment(request)
+            return await self.commands.start_experiment(request)
         cancelled = cancel_route(path)
         if cancelled is not None:
             if method != "POST":
                 return error_response(405, f"{method} is not allowed here", {"Allow": "POST"})
-            return await self._cancel(request, cancelled)
+            return await self.commands.cancel(request, cancelled)
         if method != "GET":
             known = path in ("/", "/healthz", "/metrics") or path.startswith(("/static/", "/api/"))
             if known:
@@ -356,115 +322,12 @@ class Gateway:
                     known = ", ".join(sorted(api.VIEWS))
                     return error_response(404, f"unknown view {name!r}; views: {known}")
                 return json_response(200, rows)
-        except api.Problems as problems:
+        except api.InvalidRequest as problems:
             return json_response(400, problems.document())
         except _DATABASE_DOWN as exc:
             log.warning("PostgreSQL is unavailable for %s: %r", path, exc)
             return error_response(503, DATABASE_UNAVAILABLE)
         return error_response(404, "not found")
-
-    async def _start_experiment(self, request: Request) -> Response:
-        body = request.body if isinstance(request, HttpRequest) else b""
-        try:
-            verdict = await asyncio.to_thread(
-                _admit_body, body, self.find_maze, self.prices, self.endpoints
-            )
-        except api.Problems as problems:
-            answer = json_response(400, problems.document())
-            await self._audit(request, "experiment.start", None, answer, "not valid JSON")
-            return answer
-        if not isinstance(verdict, Admitted):
-            document = api.Problems(verdict.problems).document()
-            answer = json_response(400, document)
-            run_id = verdict.run_id if isinstance(verdict.run_id, str) else None
-            await self._audit(request, "experiment.start", run_id, answer, "rejected")
-            return answer
-        start = verdict.request
-        try:
-            message = encode(self.topics.experiments_start, start, start.run_id)
-        except MessageTooLarge as exc:
-            answer = json_response(413, api.Problems([("body", str(exc))]).document())
-            await self._audit(request, "experiment.start", start.run_id, answer, "too large")
-            return answer
-        if not await self._publish(message, "the start of"):
-            answer = error_response(503, "Kafka is unavailable; the experiment was not started")
-            await self._audit(request, "experiment.start", start.run_id, answer)
-            return answer
-        log.info("experiment %s published through the gateway", start.run_id)
-        answer = json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
-        await self._audit(request, "experiment.start", start.run_id, answer)
-        return answer
-
-    async def _cancel(self, request: Request, run_id: str) -> Response:
-        """``POST /api/experiments/{run_id}/cancel``: a cancel request on the control topic."""
-        if not valid_run_id(run_id):
-            answer = error_response(400, "not a run id")
-            await self._audit(request, "experiment.cancel", None, answer, "not a run id")
-            return answer
-        actor = _actor(request)
-        cancel = CancelRequest(
-            run_id=run_id, reason="cancelled through the gateway", requested_by=actor
-        )
-        if not await self._publish(encode(self.topics.runs_control, cancel, run_id), "cancel"):
-            answer = error_response(503, "Kafka is unavailable; the run was not cancelled")
-        else:
-            answer = json_response(202, {"run_id": run_id, "cancel": "requested"})
-        await self._audit(request, "experiment.cancel", run_id, answer)
-        return answer
-
-    async def _publish(self, out: Any, what: str) -> bool:
-        """Publish one message (bounded in time); False, logged, if Kafka did not take it."""
-        try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    out.topic, out.value, key=out.key, headers=out.headers
-                ),
-                30,
-            )
-        except Exception as exc:
-            key = out.key.decode(errors="replace") if out.key else "?"
-            log.error("publishing %s %s failed: %r", what, key, exc)
-            return False
-        return True
-
-    async def _audit(
-        self,
-        request: Request,
-        action: AuditAction,
-        run_id: str | None,
-        answer: Response,
-        detail: str | None = None,
-    ) -> None:
-        """Log and publish who did what (by token name, never the token)."""
-        record = AuditRecord(
-            action=action,
-            run_id=run_id,
-            token_name=_actor(request),
-            client=request.client if isinstance(request, HttpRequest) else "",
-            status=answer.status_code,
-            outcome=outcome_of(answer.status_code),
-            detail=detail,
-        )
-        audit_log.info(
-            "%s %s by %s from %s: %d %s",
-            record.action,
-            record.run_id or "-",
-            record.token_name,
-            record.client,
-            record.status,
-            record.outcome,
-            extra=log_fields(record),
-        )
-        out = encode(self.topics.audit, record, run_id)
-        try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    out.topic, out.value, key=out.key, headers=out.headers
-                ),
-                AUDIT_TIMEOUT,
-            )
-        except Exception as exc:
-            log.error("publishing the audit record of %s failed: %r", record.action, exc)
 
     async def _static(self, relative: str) -> Response:
         path = static_path(self.static_dir, relative)
@@ -558,31 +421,3 @@ class Gateway:
         except Exception:
             log.exception("a websocket feed failed after %.1f s", time.monotonic() - started)
             await session.finish(CLOSE_INTERNAL, "internal error", error_frame("internal error"))
-
-
-def _actor(request: Request) -> str:
-    return request.actor if isinstance(request, HttpRequest) else ANONYMOUS
-
-
-def _admit_body(
-    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable, endpoints: AllowedEndpoints
-) -> Admitted | Rejected:
-    """Decode and admit a start event (in a thread: a big maze takes a while).
-
-    Decoded as Kafka messages are (one decoder: UTF-8 JSON, an object, not nested too deeply).
-    """
-    try:
-        document = json_object(body)
-    except UndecodableMessage as exc:
-        raise api.Problems([("body", f"{exc}; expected an experiment-start event")]) from None
-    return admit(document, find_maze, prices=prices, endpoints=endpoints)
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (a name we cannot vouch for: False)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -24,12 +24,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 
 from oriole.agents.builtin import check_agent_spec
 from oriole.errors import ValidationError
-from oriole.experiment import AgentSpec, ExperimentStart, MazeData, PromptSpec, RunLimits
+from oriole.experiment import (
+    MODEL_PROVIDERS,
+    AgentSpec,
+    ExperimentStart,
+    MazeData,
+    PromptSpec,
+    RunLimits,
+)
 from oriole.llm.pricing import PriceTable
 from oriole.llm.prompts import (
     DEFAULT_PROMPT_VERSION,
@@ -43,11 +51,6 @@ from oriole.redaction import redact_url
 from oriole.rules import resolve_start
 from oriole.schema_base import field_problems
 from oriole.storable import storable_json, text_problems
-
-#: Providers this version can run (the schema may name more in a future version).
-AVAILABLE_PROVIDERS = frozenset({"builtin", "ollama", "openai", "bedrock"})
-#: Providers that call a language model (and so take a prompt, options and prices).
-MODEL_PROVIDERS = frozenset({"ollama", "openai", "bedrock"})
 
 #: Model options only some providers understand; elsewhere they are ignored, with a warning.
 _OPTION_PROVIDERS: dict[str, frozenset[str]] = {
@@ -63,7 +66,23 @@ DEFAULT_OLLAMA_NUM_CTX = 8192
 #: Bedrock's models take a temperature between 0 and 1 and fail the call above it.
 _BEDROCK_MAX_TEMPERATURE = 1.0
 
-Problems = list[tuple[str, str]]
+ProblemList = list[tuple[str, str]]
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a model endpoint, or None: an http(s) URL with a host.
+
+    The one check, used by admission (``agent.endpoint``), the settings (configured
+    endpoints), the CLI (``--endpoint``) and the transport.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not host:
+        return "expected an http(s) URL with a host"
+    return None
 
 
 def normalise_endpoint(url: str) -> str:
@@ -168,17 +187,11 @@ def admit(
     except ValidationError as exc:
         problems.append((exc.field, exc.reason))
     if request.agent.provider in MODEL_PROVIDERS and request.agent.endpoint is not None:
-        refusal = endpoints.refusal(request.agent.provider, request.agent.endpoint)
+        refusal = endpoint_problem(request.agent.endpoint) or endpoints.refusal(
+            request.agent.provider, request.agent.endpoint
+        )
         if refusal is not None:
             problems.append(("agent.endpoint", refusal))
-    if request.agent.provider not in AVAILABLE_PROVIDERS:
-        problems.append(
-            (
-                "agent.provider",
-                f"provider {request.agent.provider!r} is not available in this version; "
-                f"available: {', '.join(sorted(AVAILABLE_PROVIDERS))}",
-            )
-        )
     warnings: list[str] = []
     prompt = _resolve_prompt(request.agent, request.prompt, problems)
     _check_agent(request.agent, problems, warnings)
@@ -215,7 +228,7 @@ def admit(
 
 
 def _resolve_prompt(
-    agent: AgentSpec, prompt: PromptSpec | None, problems: Problems
+    agent: AgentSpec, prompt: PromptSpec | None, problems: ProblemList
 ) -> PromptSpec | None:
     """The prompt with its full text: a model without one gets the default version.
 
@@ -254,7 +267,7 @@ def _resolve_prompt(
     return prompt
 
 
-def _load(version: str, problems: Problems) -> PromptSpec | None:
+def _load(version: str, problems: ProblemList) -> PromptSpec | None:
     try:
         return load_prompt(version)
     except ValidationError as exc:
@@ -262,7 +275,7 @@ def _load(version: str, problems: Problems) -> PromptSpec | None:
         return None
 
 
-def _check_agent(agent: AgentSpec, problems: Problems, warnings: list[str]) -> None:
+def _check_agent(agent: AgentSpec, problems: ProblemList, warnings: list[str]) -> None:
     """Settings that mean nothing for the agent's provider: errors if clearly wrong."""
     options = agent.options
     given = sorted(options.model_dump(exclude_none=True))
@@ -308,7 +321,7 @@ def _check_prices(
     agent: AgentSpec,
     limits: RunLimits,
     prices: PriceTable,
-    problems: Problems,
+    problems: ProblemList,
     warnings: list[str],
 ) -> None:
     """A cost limit needs a price; a paid model without one is run but costed at 0."""

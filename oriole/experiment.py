@@ -10,7 +10,7 @@ reproduce the run without reading anything mutable later.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -19,6 +19,10 @@ from oriole.maze import MAX_NAME_LENGTH, GeneratorInfo, Maze
 from oriole.schema_base import SCHEMA_VERSION, Point, RunId, WireModel, new_run_id, utc_now
 
 ProviderName = Literal["builtin", "ollama", "openai", "bedrock"]
+#: The one list of providers this version can run, in the order the documentation names them.
+PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
+#: Providers that call a language model (and so take a prompt, options, prices, endpoints).
+MODEL_PROVIDERS: frozenset[ProviderName] = frozenset(PROVIDERS) - {"builtin"}
 
 
 class GeneratorData(WireModel):

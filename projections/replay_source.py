@@ -13,9 +13,8 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 
 from oriole.checkpoint import RunCheckpoint
-from oriole.environment.stack_file import Connection
 from oriole.events import RunEvent, dump_run_event
-from oriole.kafka import ensure_topics, prepare_clients
+from oriole.kafka import ensure_topics
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.codec import (
     REPLAY_HEADER,
@@ -34,15 +33,15 @@ from projections.store import run_events_of
 REPLAY_ID_HEADER = "oriole-replay-id"
 
 
-async def publish_replay(connection: Connection, topics: Topics, events: Sequence[RunEvent]) -> str:
+async def publish_replay(bootstrap_servers: str, topics: Topics, events: Sequence[RunEvent]) -> str:
     """Publish ``events`` (one run, in seq order) to the replay topic; returns the replay id."""
     replay_id = str(uuid.uuid4())
     marks = [(REPLAY_HEADER, b"1"), (REPLAY_ID_HEADER, replay_id.encode())]
-    await _publish(connection, topics, topics.runs_replay, [events], marks)
+    await _publish(bootstrap_servers, topics, topics.runs_replay, [events], marks)
     return replay_id
 
 
-async def restore_unfinished_runs(pool: Any, connection: Connection, topics: Topics) -> list[str]:
+async def restore_unfinished_runs(pool: Any, bootstrap_servers: str, topics: Topics) -> list[str]:
     """Put the archived logs of unfinished runs back on a fresh, empty broker.
 
     The embedded broker forgets everything when it stops; the archive does not. Before the
@@ -58,8 +57,10 @@ async def restore_unfinished_runs(pool: Any, connection: Connection, topics: Top
         finished = await conn.fetch(_FINISHED_RUNS)
     logs = [events for events in logs if events]
     if logs:
-        await _publish(connection, topics, topics.runs_events, logs, [])
-    await _publish_checkpoints(connection, topics, {r["run_id"]: r["origin"] for r in finished})
+        await _publish(bootstrap_servers, topics, topics.runs_events, logs, [])
+    await _publish_checkpoints(
+        bootstrap_servers, topics, {r["run_id"]: r["origin"] for r in finished}
+    )
     return [events[0].run_id for events in logs]
 
 
@@ -71,7 +72,7 @@ _FINISHED_RUNS = """
 
 
 async def _publish_checkpoints(
-    connection: Connection, topics: Topics, finished: dict[str, str | None]
+    bootstrap_servers: str, topics: Topics, finished: dict[str, str | None]
 ) -> None:
     """Tell the maze processors of a fresh broker which runs have finished (from the archive).
 
@@ -85,7 +86,7 @@ async def _publish_checkpoints(
     for run_id, origin in finished.items():
         partition = partitioner(run_id.encode(), partitions, partitions)
         per_partition[partition][run_id] = origin_digest(origin)
-    producer = make_producer(connection.bootstrap_servers, client_id="oriole-restore")
+    producer = make_producer(bootstrap_servers, client_id="oriole-restore")
     await producer.start()
     try:
         for partition, runs in per_partition.items():
@@ -99,15 +100,14 @@ async def _publish_checkpoints(
 
 
 async def _publish(
-    connection: Connection,
+    bootstrap_servers: str,
     topics: Topics,
     topic: str,
     logs: Sequence[Sequence[RunEvent]],
     extra_headers: list[tuple[str, bytes]],
 ) -> None:
-    prepare_clients(connection.tansu, faust=False)
-    await ensure_topics(connection.bootstrap_servers, topics.specs)
-    producer = make_producer(connection.bootstrap_servers, client_id="oriole-replay")
+    await ensure_topics(bootstrap_servers, topics.specs)
+    producer = make_producer(bootstrap_servers, client_id="oriole-replay")
     await producer.start()
     try:
         pending = []
@@ -131,7 +131,7 @@ async def _publish(
 
 
 async def republish_unstarted_requests(
-    pool: Any, connection: Connection, topics: Topics
+    pool: Any, bootstrap_servers: str, topics: Topics
 ) -> list[str]:
     """Publish again the archived start requests that neither ran nor were rejected.
 
@@ -142,7 +142,7 @@ async def republish_unstarted_requests(
         waiting = await unstarted_requests(conn)
     if not waiting:
         return []
-    producer = make_producer(connection.bootstrap_servers, client_id="oriole-restore")
+    producer = make_producer(bootstrap_servers, client_id="oriole-restore")
     await producer.start()
     published: list[str] = []
     try:

@@ -13,8 +13,8 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from oriole.admission import endpoint_problem
 from oriole.llm.errors import ProviderError, RateLimited
 from oriole.llm.resilience import BreakerState, CircuitBreaker
 from oriole.redaction import redact_url
@@ -33,9 +33,9 @@ class EndpointStatus:
 
 
 def check_endpoint_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint {redact_url(url)!r}: expected an http(s) URL with a host")
+    problem = endpoint_problem(url)
+    if problem is not None:
+        raise ValueError(f"endpoint {redact_url(url)!r}: {problem}")
 
 
 def join_url(base: str, path: str) -> str:

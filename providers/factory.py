@@ -11,11 +11,11 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from oriole.admission import MODEL_PROVIDERS, AllowedEndpoints
+from oriole.admission import AllowedEndpoints
 from oriole.agents.base import Agent, AgentFailed
 from oriole.agents.builtin import create_builtin
 from oriole.environment.settings import Settings, secret_values
-from oriole.experiment import AgentSpec, RunSpec
+from oriole.experiment import MODEL_PROVIDERS, AgentSpec, RunSpec
 from oriole.llm.pricing import PriceTable, load_price_table
 from oriole.llm.resilience import RateLimit, RetryPolicy
 from oriole.llm.wire import WireFormat
@@ -75,7 +75,7 @@ def allowed_endpoints(settings: Settings) -> AllowedEndpoints:
     )
 
 
-class AgentFactory:
+class ConfiguredAgentFactory:
     """Callable the agent runner uses to create the agent of each run."""
 
     def __init__(self, settings: Settings, *, prices: PriceTable | None = None) -> None:

@@ -8,12 +8,13 @@ rebuilds the runs from the event log.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import Settings
 from oriole.kafka.topics import Topics
-from providers.factory import AgentFactory, allowed_endpoints
+from oriole.maze import Maze
+from providers.factory import ConfiguredAgentFactory, allowed_endpoints
 from streams.agent_runner import AgentRunner
 from streams.maze_processor import MazeProcessor
 
@@ -22,16 +23,22 @@ from streams.maze_processor import MazeProcessor
 class Worker:
     processor: MazeProcessor
     runner: AgentRunner
-    agents: AgentFactory
+    agents: ConfiguredAgentFactory
 
     @classmethod
-    def create(cls, settings: Settings, bootstrap_servers: str, topics: Topics) -> Worker:
-        catalogue = MazeCatalogue(settings.home / "mazes", settings.maze_dirs)
-        agents = AgentFactory(settings)
+    def create(
+        cls,
+        settings: Settings,
+        bootstrap_servers: str,
+        topics: Topics,
+        find_maze: Callable[[str], Maze],
+    ) -> Worker:
+        """``find_maze`` is the process's one maze catalogue (shared with the gateway)."""
+        agents = ConfiguredAgentFactory(settings)
         processor = MazeProcessor(
             bootstrap_servers=bootstrap_servers,
             topics=topics,
-            find_maze=catalogue.get,
+            find_maze=find_maze,
             client_id=settings.kafka_client_id,
             prices=agents.prices,
             endpoints=allowed_endpoints(settings),

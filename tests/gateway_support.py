@@ -24,6 +24,7 @@ from gateway.server import Gateway
 from oriole import generators
 from oriole.agents.base import Observation
 from oriole.agents.builtin import create_builtin
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.events import RunEvent, parse_run_event
 from oriole.experiment import (
     AgentSpec,
@@ -105,7 +106,7 @@ async def running_gateway(
         bootstrap_servers=stack.bootstrap,
         topics=stack.topics,
         pool=pool,
-        tansu=True,
+        find_maze=MazeCatalogue.from_settings(settings).get,
         **options,
     )
     await gateway.start()

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import Settings, load_settings
 from oriole.events import RunEvent, RunFinished, parse_run_event
 from oriole.kafka import ensure_topics
@@ -50,7 +51,12 @@ async def make_stack(
 
 @contextlib.asynccontextmanager
 async def running_worker(stack: Stack) -> AsyncIterator[Worker]:
-    worker = Worker.create(stack.settings, stack.bootstrap, stack.topics)
+    worker = Worker.create(
+        stack.settings,
+        stack.bootstrap,
+        stack.topics,
+        MazeCatalogue.from_settings(stack.settings).get,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

@@ -20,15 +20,16 @@ from oriole.admission import (
     normalise_endpoint,
 )
 from oriole.agents.base import AgentFailed
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import load_settings
 from oriole.errors import ValidationError
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, ModelOptions, PromptSpec
-from oriole.intents import ActionType, AgentIntent, CancelRequest
-from oriole.kafka.codec import StartCommand, decode_command, json_object
+from oriole.intents import ActionType, AgentIntent, CancelRequest, StartCommand
+from oriole.kafka.codec import decode_command, json_object
 from oriole.kafka.topics import Topics
 from oriole.maze import Maze
 from oriole.storable import REPLACEMENT, storable_json, text_problems, without_nul
-from providers.factory import AgentFactory, allowed_endpoints
+from providers.factory import ConfiguredAgentFactory, allowed_endpoints
 from streams.worker import Worker
 
 MAZE = generators.generate("open-field", 12, 10, seed=3, name="field")
@@ -363,10 +364,10 @@ def test_the_settings_decide_and_the_factory_agrees(tmp_path: Path) -> None:
     }
     spec = AgentSpec.model_validate(ollama(endpoint="http://evil:11434"))
     with pytest.raises(AgentFailed) as info:
-        AgentFactory(settings).check_endpoint(spec)
+        ConfiguredAgentFactory(settings).check_endpoint(spec)
     assert info.value.error_class == "EndpointNotAllowed"
     assert str(reason) in info.value.message
-    AgentFactory(settings).check_endpoint(spec.model_copy(update={"endpoint": None}))
+    ConfiguredAgentFactory(settings).check_endpoint(spec.model_copy(update={"endpoint": None}))
     free = load_settings(env_file=None, home=tmp_path, llm_endpoint_allowlist_only=False)
     assert allowed_endpoints(free).refusal("ollama", "http://evil:11434") is None
 
@@ -375,7 +376,9 @@ def test_the_worker_admits_with_the_settings_endpoints(tmp_path: Path) -> None:
     settings = load_settings(
         env_file=None, home=tmp_path, ollama_endpoints=["http://10.0.0.7:11434"]
     )
-    worker = Worker.create(settings, "127.0.0.1:9", Topics())
+    worker = Worker.create(
+        settings, "127.0.0.1:9", Topics(), MazeCatalogue.from_settings(settings).get
+    )
     assert worker.processor.endpoints == allowed_endpoints(settings)
     assert worker.processor.endpoints.refusal("ollama", "http://evil:11434") is not None
 

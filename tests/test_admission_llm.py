@@ -9,7 +9,6 @@ import pytest
 
 from oriole import generators
 from oriole.admission import (
-    AVAILABLE_PROVIDERS,
     DEFAULT_OLLAMA_NUM_CTX,
     Admitted,
     Rejected,
@@ -17,7 +16,7 @@ from oriole.admission import (
 )
 from oriole.errors import ValidationError
 from oriole.events import RunStarted
-from oriole.experiment import MazeData, RunSpec
+from oriole.experiment import PROVIDERS, MazeData, RunSpec
 from oriole.llm.pricing import Price, PriceTable
 from oriole.llm.prompts import DEFAULT_PROMPT_VERSION, load_prompt
 from oriole.maze import Maze
@@ -52,7 +51,7 @@ OLLAMA = {"provider": "ollama", "model": "qwen2.5:7b", "options": {"num_ctx": 16
 
 
 def test_every_provider_is_available() -> None:
-    assert {"builtin", "ollama", "openai", "bedrock"} == AVAILABLE_PROVIDERS
+    assert PROVIDERS == ("builtin", "ollama", "openai", "bedrock")
 
 
 def test_a_model_without_a_prompt_gets_the_default_with_its_text() -> None:
@@ -189,3 +188,15 @@ def test_every_problem_is_reported_at_once() -> None:
         maze_name="nowhere",
     )
     assert set(problems(data)) == {"maze_name", "agent.seed", "prompt.text", "limits.max_cost_usd"}
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://models.local", "http://", "localhost:11434"])
+def test_an_endpoint_that_is_not_an_http_url_is_rejected(endpoint: str) -> None:
+    maze = generators.generate("backtracker", 9, 9, seed=1)
+    document = {
+        "maze": MazeData.from_maze(maze).model_dump(mode="json"),
+        "agent": {**OLLAMA, "endpoint": endpoint},
+    }
+    verdict = admit(document, lambda name: maze)
+    assert isinstance(verdict, Rejected)
+    assert ("agent.endpoint", "expected an http(s) URL with a host") in verdict.problems

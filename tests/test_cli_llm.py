@@ -15,8 +15,8 @@ import pytest
 
 from oriole import generators
 from oriole.cli import main
-from oriole.cli.common import settings
-from oriole.cli.stack import parse_agent
+from oriole.cli.common import forget_process_state
+from oriole.cli.run import parse_agent
 from oriole.errors import ValidationError
 from oriole.llm.prompts import load_prompt
 
@@ -27,12 +27,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ORIOLE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COLUMNS", "200")  # one error per line
-    settings.cache_clear()
+    forget_process_state()
     (tmp_path / "home" / "mazes").mkdir(parents=True)
     maze = generators.generate("open-field", 12, 10, seed=3, name="field")
     maze.save(tmp_path / "home" / "mazes" / "field.json")
     yield tmp_path / "home"
-    settings.cache_clear()
+    forget_process_state()
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -206,7 +206,7 @@ def test_the_price_file_setting_is_used(home: Path, monkeypatch: pytest.MonkeyPa
     prices = home / "prices.toml"
     prices.write_text('[openai.models]\n"my-ft" = { input = 1, output = 2 }\n', encoding="utf-8")
     monkeypatch.setenv("ORIOLE_PRICE_FILE", str(prices))
-    settings.cache_clear()
+    forget_process_state()
     assert event("--agent", "openai:my-ft", "--max-cost", "1")["limits"]["max_cost_usd"] == 1.0
     prices.write_text('[openai.models]\n"my-ft" = { input = -1, output = 2 }\n', encoding="utf-8")
     err = fails("--agent", "openai:my-ft")

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oriole.cli import app
-from oriole.cli.common import settings
+from oriole.cli.common import forget_process_state
 from oriole.maze import Maze
 from tests.support import MAZES_DIR, require_reference
 
@@ -20,9 +20,9 @@ runner = CliRunner()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ORIOLE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ORIOLE_CONFIG_FILE", raising=False)
-    settings.cache_clear()
+    forget_process_state()
     yield tmp_path / "home"
-    settings.cache_clear()
+    forget_process_state()
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -130,6 +130,9 @@ def test_schema_writes_every_schema(tmp_path: Path) -> None:
     assert "agent" in start["required"]
     events = json.loads((tmp_path / "schemas" / "run-event.schema.json").read_text())
     assert set(events["discriminator"]["mapping"]) >= {"run.started", "run.finished"}
+    command = json.loads((tmp_path / "schemas" / "run-start.schema.json").read_text())
+    assert command["title"] == "StartCommand"
+    assert "request" in command["required"]
 
 
 def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:

@@ -375,5 +375,5 @@ def test_an_endpoint_that_is_not_http_names_the_variable_not_the_secret(
     with pytest.raises(ValidationError) as info:
         load_settings()
     assert info.value.field == "ORIOLE_OLLAMA_ENDPOINTS"
-    assert "is not an http(s) URL" in info.value.reason
+    assert "expected an http(s) URL with a host" in info.value.reason
     assert "s3cret" not in str(info.value)

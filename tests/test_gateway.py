@@ -15,11 +15,13 @@ from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.api import Problems, experiments_query, view_query
+from gateway.api import InvalidRequest, experiments_query, view_query
+from gateway.exposure import is_loopback
 from gateway.frames import QueryError, Seam, decode_live, parse_run_query, ws_route
 from gateway.http import authorize, bearer_token, static_path
-from gateway.server import Gateway, is_loopback
+from gateway.server import Gateway
 from oriole import generators
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import SettingsError
 from oriole.events import dump_run_event
 from oriole.kafka.codec import encode
@@ -412,7 +414,7 @@ async def test_without_tokens_only_loopback_and_a_warning(
             bootstrap_servers=stack.bootstrap,
             topics=stack.topics,
             pool=pool,
-            tansu=True,
+            find_maze=MazeCatalogue.from_settings(stack.settings).get,
         )
         with pytest.raises(SettingsError) as refused:
             await exposed.start()
@@ -717,7 +719,7 @@ def test_experiment_filters_are_parameters() -> None:
     assert statement.args[0] == "m"
     assert statement.args[1] == "50\\%\\_off'; drop table x%"
     assert json.loads(statement.args[2]) == {"team": "a:b"}
-    with pytest.raises(Problems) as problems:
+    with pytest.raises(InvalidRequest) as problems:
         experiments_query({"limit": ["5000"], "status": ["x"]})
     assert {p[0] for p in problems.value.problems} == {"limit", "status"}
     assert view_query("pg_shadow", {}) is None

@@ -35,6 +35,7 @@ from gateway.hub import Hub
 from gateway.server import Gateway
 from oriole import generators
 from oriole.audit import AuditRecord, outcome_of
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import GatewayToken, load_settings
 from tests.gateway_support import database_pool, http_client
 from tests.kafka_support import (
@@ -67,7 +68,7 @@ async def gateway_with(
         bootstrap_servers=stack.bootstrap,
         topics=stack.topics,
         pool=pool,
-        tansu=True,
+        find_maze=MazeCatalogue.from_settings(stack.settings).get,
     )
     await gateway.start()
     try:

@@ -160,7 +160,6 @@ async def test_an_archived_run_is_replayed_to_the_replay_topic(
     kafka_broker: str, topic_prefix: str, tmp_path: Path, pg_dsn: str
 ) -> None:
     """From the archive alone: the run never went through this broker."""
-    from oriole.environment.stack_file import Connection
     from oriole.events import parse_run_event
     from oriole.kafka.codec import REPLAY_HEADER
     from projections.replay_source import REPLAY_ID_HEADER, publish_replay
@@ -175,8 +174,7 @@ async def test_an_archived_run_is_replayed_to_the_replay_topic(
         archived = await run_events_of(conn, "run-archived")
     finally:
         await conn.close()
-    connection = Connection(kafka_broker, True, topic_prefix)
-    replay_id = await publish_replay(connection, stack.topics, archived)
+    replay_id = await publish_replay(kafka_broker, stack.topics, archived)
     async with TopicReader(kafka_broker, stack.topics.runs_replay) as replay:
         await replay.until(lambda records: len(records) >= len(recorded))
     records = replay.records

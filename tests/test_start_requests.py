@@ -14,7 +14,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from oriole.environment.stack_file import Connection
 from oriole.origin import derived_run_id
 from projections.replay_source import republish_unstarted_requests
 from projections.start_requests import unstarted_requests
@@ -79,8 +78,7 @@ async def test_requests_that_never_ran_are_published_again_after_a_restart(
         # A restart: a fresh broker (fresh topics). The requests are published again and run
         # under the run ids they had; the undecodable one is left out.
         after = await make_stack(tmp_path / "after", kafka_broker, f"{topic_prefix}-after")
-        connection = Connection(kafka_broker, True, after.topics.prefix)
-        republished = await republish_unstarted_requests(pool, connection, after.topics)
+        republished = await republish_unstarted_requests(pool, kafka_broker, after.topics)
         assert sorted(republished) == sorted([named_row["run_id"], anonymous_row["run_id"]])
         async with (
             TopicReader(kafka_broker, after.topics.runs_events) as log,

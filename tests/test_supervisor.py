@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from oriole.cli.stack import Supervised, _until_signalled
+from oriole.cli.services import Supervised, until_signalled
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,7 +62,7 @@ async def test_a_service_that_ignores_its_stop_is_cancelled_after_the_grace() ->
             cancelled.set()
             raise
 
-    await asyncio.wait_for(_until_signalled(stubborn, grace=0.2), 30)
+    await asyncio.wait_for(until_signalled(stubborn, grace=0.2), 30)
     assert cancelled.is_set()
 
 
@@ -75,7 +75,7 @@ async def test_a_second_signal_stops_at_once() -> None:
         stopping.set()
         await asyncio.Event().wait()
 
-    task = asyncio.create_task(_until_signalled(stubborn, grace=3600))
+    task = asyncio.create_task(until_signalled(stubborn, grace=3600))
     await started.wait()
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(stopping.wait(), 30)

@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.server import Gateway
 from oriole import generators
+from oriole.environment.catalogue import MazeCatalogue
 from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData
 from oriole.intents import CancelRequest, ModelCall
@@ -283,7 +284,11 @@ async def running_gateway(
         update={"gateway_host": "127.0.0.1", "gateway_port": 0, "gateway_tokens": tokens or {}}
     )
     gateway = Gateway(
-        settings, bootstrap_servers=stack.bootstrap, topics=stack.topics, pool=pool, tansu=True
+        settings,
+        bootstrap_servers=stack.bootstrap,
+        topics=stack.topics,
+        pool=pool,
+        find_maze=MazeCatalogue.from_settings(settings).get,
     )
     await gateway.start()
     try:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from oriole.cli import data, mazes, prompts, stack, watch
+from oriole.cli import data, mazes, prompts, run, serve, watch
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -23,14 +23,14 @@ app = typer.Typer(
 )
 app.add_typer(mazes.app, name="mazes")
 app.add_typer(prompts.app, name="prompts")
-app.command("up")(stack.up)
-app.command("worker")(stack.worker)
-app.command("projector")(stack.projector)
-app.command("gateway")(stack.gateway)
-app.command("run")(stack.run)
+app.command("up")(serve.up)
+app.command("worker")(serve.worker)
+app.command("projector")(serve.projector)
+app.command("gateway")(serve.gateway)
+app.command("run")(run.run)
 app.command("watch")(watch.watch)
 app.command("replay")(data.replay)
-app.command("rerun")(data.rerun)
+app.command("rerun")(run.rerun)
 app.add_typer(data.db_app, name="db")
 app.add_typer(data.projections_app, name="projections")
 
@@ -52,7 +52,9 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)
     except OrioleError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape  # messages quote user input: "[/x]" is not markup
+
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")

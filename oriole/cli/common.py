@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI commands: settings, the maze catalogue, argument parsing."""
+"""What the CLI commands share: the process's settings, maze catalogue and broker, parsing."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from rich.console import Console
 
 from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import Settings, load_settings
+from oriole.environment.stack_file import Connection, connection
 from oriole.errors import ValidationError
 from oriole.geometry import Position
+from oriole.kafka import prepare_clients
 from oriole.kafka.clients import configure_kafka_security
+from oriole.kafka.topics import Topics
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -26,9 +29,34 @@ def settings() -> Settings:
     return current
 
 
+@cache
 def catalogue() -> MazeCatalogue:
-    current = settings()
-    return MazeCatalogue(current.home / "mazes", current.maze_dirs)
+    """The one maze catalogue of this process (services share it)."""
+    return MazeCatalogue.from_settings(settings())
+
+
+@cache
+def stack_connection() -> Connection:
+    """The broker this command talks to (configured, or the local `oriole up`'s).
+
+    The Kafka clients are prepared for it here, once per process: this is the only place,
+    with `oriole up` starting its own broker, that applies the process-wide client patches.
+    """
+    current = connection(settings())
+    prepare_clients(current.tansu, faust=False)
+    return current
+
+
+def stack_topics(conn: Connection) -> Topics:
+    """The topics of the stack ``conn`` points at (its prefix; the configured partitions)."""
+    configured = Topics.from_settings(settings())
+    return Topics(conn.topic_prefix, configured.partitions, configured.replication_factor)
+
+
+def forget_process_state() -> None:
+    """Drop the cached settings, catalogue and connection (for tests that change the env)."""
+    for cached in (settings, catalogue, stack_connection):
+        cached.cache_clear()
 
 
 def parse_point(text: str, option: str) -> Position:

@@ -1,4 +1,4 @@
-"""Commands over the PostgreSQL archive: `oriole db`, `projections`, `replay`, `rerun`."""
+"""Commands over the PostgreSQL archive: `oriole db`, `oriole projections`, `oriole replay`."""
 
 from __future__ import annotations
 
@@ -8,23 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from oriole.admission import Admitted, admit
 from oriole.cli.common import (
-    catalogue,
     console,
     err_console,
-    parse_assignments,
     print_json,
     settings,
+    stack_connection,
+    stack_topics,
 )
 from oriole.environment.logs import configure_logging
-from oriole.environment.stack_file import connection
 from oriole.errors import OrioleError
-from oriole.events import RunEvent, RunStarted
-from oriole.kafka.topics import Topics
-from oriole.llm.pricing import load_price_table
+from oriole.events import RunEvent
 from oriole.replay import verify_run
-from oriole.rerun import rerun_document
 from projections.database import DatabaseError, configured_dsn, open_database
 from projections.migrate import applied_migrations, available_migrations, migrate
 from projections.replay_source import publish_replay
@@ -132,7 +127,7 @@ def projections_rebuild() -> None:
 # --- oriole replay / rerun ------------------------------------------------------------------
 
 
-async def _archived_run(run_id: str) -> list[RunEvent]:
+async def archived_run(run_id: str) -> list[RunEvent]:
     async with open_database(settings()) as db, db.pool.acquire() as conn:
         events = await run_events_of(conn, run_id)
     if not events:
@@ -156,7 +151,7 @@ def replay(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Replay an archived run: verify it, re-publish it, or (by default) print its events."""
-    events = asyncio.run(_archived_run(run_id))
+    events = asyncio.run(archived_run(run_id))
     failed = False
     if verify:
         report = verify_run(events)
@@ -166,10 +161,9 @@ def replay(
         else:
             (console if report.ok else err_console).print(report.render(), highlight=False)
     if to_topic:
-        conn = connection(settings())
-        topics = Topics.from_settings(settings())
-        topics = Topics(conn.topic_prefix, topics.partitions, topics.replication_factor)
-        replay_id = asyncio.run(publish_replay(conn, topics, events))
+        conn = stack_connection()
+        topics = stack_topics(conn)
+        replay_id = asyncio.run(publish_replay(conn.bootstrap_servers, topics, events))
         message = {"run_id": run_id, "topic": topics.runs_replay, "events": len(events)}
         if json_output:
             print_json({**message, "replay_id": replay_id})
@@ -184,43 +178,3 @@ def replay(
         console.file.flush()
     if failed:
         raise typer.Exit(1)
-
-
-def rerun(
-    run_id: Annotated[str, typer.Argument(help="The archived run to run again.")],
-    assignments: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            help="Override a field of the recorded spec: dotted.path=value (JSON value), "
-            "e.g. agent.options.temperature=0.2 or limits.max_footsteps=null; repeatable.",
-        ),
-    ] = None,
-    new_run_id: Annotated[
-        str | None, typer.Option("--run-id", help="Id of the new run (default: generated).")
-    ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the new run to its end.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    print_event: Annotated[
-        bool, typer.Option("--print-event", help="Print the start event, publish nothing.")
-    ] = False,
-) -> None:
-    """Start a new experiment with an archived run's spec (and overrides), linked to it."""
-    from oriole.cli.stack import start_experiment
-
-    events = asyncio.run(_archived_run(run_id))
-    started = events[0]
-    if not isinstance(started, RunStarted):
-        raise RunNotArchived(f"run {run_id!r}: the archive does not start with run.started")
-    overrides = parse_assignments(assignments or [], "--set")
-    document = rerun_document(started, overrides, run_id=new_run_id)
-    verdict = admit(document, catalogue().get, prices=load_price_table(settings().price_file))
-    if not isinstance(verdict, Admitted):
-        for field, reason in verdict.problems:
-            err_console.print(f"[bold red]error:[/] {field}: {reason}", highlight=False)
-        raise typer.Exit(2)
-    request = verdict.request
-    if print_event:
-        console.file.write(request.model_dump_json() + "\n")
-        return
-    start_experiment(request, wait=wait, json_output=json_output, note=f" (rerun of {run_id})")

@@ -1,4 +1,7 @@
-"""Talking to a running stack from the outside: publish a start event, follow a run."""
+"""Talking to a running stack from the outside: publish a start event, follow a run.
+
+The caller has prepared the Kafka clients for the broker (:func:`.common.stack_connection`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from aiokafka import TopicPartition
 from oriole.environment.stack_file import Connection
 from oriole.events import ExperimentRejected, RunEvent, RunFinished
 from oriole.experiment import ExperimentStart
-from oriole.kafka import prepare_clients
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import decode_run_event, encode
 from oriole.kafka.topics import Topics
@@ -26,7 +28,6 @@ class RunEnded:
 
 
 async def publish_start(connection: Connection, request: ExperimentStart) -> None:
-    prepare_clients(connection.tansu, faust=False)
     topics = Topics(prefix=connection.topic_prefix)
     producer = make_producer(connection.bootstrap_servers, client_id="oriole-cli")
     await producer.start()
@@ -45,7 +46,6 @@ class RunFollower:
     """
 
     def __init__(self, connection: Connection, run_id: str) -> None:
-        prepare_clients(connection.tansu, faust=False)
         self.connection = connection
         self.run_id = run_id
         self.topics = Topics(prefix=connection.topic_prefix)

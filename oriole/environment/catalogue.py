@@ -13,27 +13,48 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from oriole.environment.settings import Settings
 from oriole.errors import MazeError
 from oriole.maze import Maze
 
 
 class MazeCatalogue:
+    """Build one per process (the composition root does) and share it: the folders are
+    indexed once, and again only when a name is not found (a maze imported meanwhile)."""
+
     def __init__(self, library: Path, extra_dirs: Iterable[Path] = ()) -> None:
         self.library = library
         self.dirs = [library, *extra_dirs]
         self._cache: dict[Path, tuple[float, Maze]] = {}
+        self._index: dict[str, Path] | None = None
 
-    def _files(self) -> dict[str, Path]:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MazeCatalogue:
+        """The library under ``$ORIOLE_HOME/mazes`` plus the configured extra folders."""
+        return cls(settings.home / "mazes", settings.maze_dirs)
+
+    def _scan(self) -> dict[str, Path]:
         """Name -> file; the library wins over extra folders, earlier folders over later."""
         found: dict[str, Path] = {}
         for folder in self.dirs:
             if folder.is_dir():
                 for path in sorted(folder.glob("*.json")):
                     found.setdefault(path.stem, path)
+        self._index = found
         return found
 
+    def _files(self) -> dict[str, Path]:
+        return self._scan() if self._index is None else self._index
+
+    def _find(self, name: str) -> Path | None:
+        """The file of ``name``; a miss re-reads the folders once (and so does a deleted file)."""
+        path = self._files().get(name)
+        if path is None or not path.is_file():
+            path = self._scan().get(name)
+        return path
+
     def names(self) -> list[str]:
-        return sorted(self._files())
+        return sorted(self._scan())
 
     def _load(self, path: Path) -> Maze:
         mtime = path.stat().st_mtime
@@ -45,7 +66,7 @@ class MazeCatalogue:
         return maze
 
     def get(self, name: str) -> Maze:
-        path = self._files().get(name)
+        path = self._find(name)
         if path is None:
             known = ", ".join(self.names()[:20]) or "none; add some with `oriole mazes import`"
             raise MazeError("maze_name", f"unknown maze {name!r} (known: {known})")
@@ -57,7 +78,7 @@ class MazeCatalogue:
         if path.suffix == ".json" or os.sep in reference:
             if path.is_file():
                 return Maze.load(path)
-            if path.suffix == ".json" and path.stem in self._files():
+            if path.suffix == ".json" and self._find(path.stem) is not None:
                 return self.get(path.stem)
             raise MazeError("maze", f"no maze file at {path}")
         return self.get(reference)
@@ -88,4 +109,5 @@ class MazeCatalogue:
             Path(temporary).unlink(missing_ok=True)
             raise
         self._cache.pop(target, None)
+        self._index = None  # the library may now shadow a maze of an extra folder
         return target

@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from oriole.environment.settings_database import DatabaseSettings
 from oriole.environment.settings_kafka import KafkaSettings
+from oriole.environment.settings_sources import SECRET_SETTINGS
 from oriole.environment.settings_values import env_var_name
 from oriole.redaction import url_secrets
 
@@ -156,18 +159,18 @@ def secret_values(settings: Settings, environ: Mapping[str, str] | None = None) 
     (botocore reads the AWS keys from there).
     """
     found: list[str] = []
-    keys = (
-        settings.ollama_api_key,
-        settings.openai_api_key,
-        settings.kafka_sasl_password,
-        settings.kafka_ssl_key_password,
-    )
-    for key in keys:
-        if key is not None:
-            found.append(key.get_secret_value())
-    found.extend(settings.gateway_tokens)
-    if settings.database_url:  # the password, in the userinfo or as ?password=
-        found.extend(url_secrets(settings.database_url, username=False))
+    for name in SECRET_SETTINGS:  # the one list of secret settings
+        value = getattr(settings, name)
+        if not value:
+            continue
+        if name == "database_url":  # the password, in the userinfo or as ?password=
+            found.extend(url_secrets(value, username=False))
+        elif isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, Mapping):  # gateway tokens: the keys are the secrets
+            found.extend(value)
+        else:
+            found.append(str(value))
     env = os.environ if environ is None else environ
     found.extend(env[name] for name in AWS_SECRET_VARIABLES if env.get(name))
     return tuple(dict.fromkeys(s for s in found if s))

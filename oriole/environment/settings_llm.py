@@ -9,12 +9,11 @@ exactly what the operator configured.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
-from oriole.admission import normalise_endpoint
+from oriole.admission import endpoint_problem, normalise_endpoint
 from oriole.environment.settings_values import (
     CommaList,
     OptionalPath,
@@ -41,9 +40,9 @@ def _http_endpoints(value: list[str]) -> list[str]:
     cleaned: list[str] = []
     for url in value:
         url = normalise_endpoint(url.strip())
-        parsed = urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"{redact_url(url)!r} is not an http(s) URL")
+        problem = endpoint_problem(url)
+        if problem is not None:
+            raise ValueError(f"{redact_url(url)!r}: {problem}")
         if url not in cleaned:
             cleaned.append(url)
     return cleaned

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from oriole.errors import ValidationError
+from oriole.experiment import MODEL_PROVIDERS, PROVIDERS
 
 __all__ = [
     "INFERENCE_PROFILE_PREFIXES",
-    "PRICED_PROVIDERS",
     "WILDCARD",
     "Price",
     "PriceTable",
@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 #: Providers that can have prices (built-in agents cost nothing and are never priced).
-PRICED_PROVIDERS: Final = ("ollama", "openai", "bedrock")
 #: A model key that prices every model of its provider without an entry of its own.
 WILDCARD: Final = "*"
 #: Bedrock cross-region inference profile ids are a region prefix plus the base model id and
@@ -160,10 +159,11 @@ class PriceTable:
             raise ValidationError(source, f"not valid TOML ({exc})") from exc
         prices: dict[str, dict[str, Price]] = {}
         for provider, section in document.items():
-            if provider not in PRICED_PROVIDERS:
+            if provider not in MODEL_PROVIDERS:
                 raise ValidationError(
                     f"{source}: {provider}",
-                    f"unknown provider; expected one of {', '.join(PRICED_PROVIDERS)}",
+                    "unknown provider; expected one of "
+                    + ", ".join(p for p in PROVIDERS if p in MODEL_PROVIDERS),
                 )
             prices[provider] = _parse_provider(section, f"{source}: {provider}")
         return cls(prices)

@@ -1,0 +1,173 @@
+"""The gateway's write side: starting and cancelling experiments, each audited.
+
+A start body is admitted with the core's admission (in a thread: a big maze takes a while)
+and published to the start topic; a cancel goes to the control topic. Every answer, taken
+or refused, becomes an audit record on the audit topic and in the log — by token name,
+never the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from websockets.http11 import Request, Response
+
+from gateway import api
+from gateway.frames import valid_run_id
+from gateway.guard import ANONYMOUS
+from gateway.http import HttpRequest, error_response, json_response
+from oriole.admission import Admitted, AllowedEndpoints, Rejected, admit
+from oriole.audit import AuditAction, AuditRecord, log_fields, outcome_of
+from oriole.intents import CancelRequest
+from oriole.kafka.codec import MessageTooLarge, UndecodableMessage, encode, json_object
+from oriole.kafka.topics import Topics
+from oriole.llm.pricing import PriceTable
+from oriole.maze import Maze
+
+log = logging.getLogger("oriole.gateway")
+#: One record per write action: who (token name), what, which run, the answer.
+audit_log = logging.getLogger("oriole.audit")
+
+#: Longest publishing a start or a cancel may take before the client hears 503.
+PUBLISH_TIMEOUT = 30.0
+#: Longest publishing an audit record may take (the action's answer waits for it).
+AUDIT_TIMEOUT = 10.0
+
+
+class Commands:
+    """Start and cancel through HTTP; ``producer`` is the gateway's (set while it runs)."""
+
+    def __init__(
+        self,
+        *,
+        topics: Topics,
+        find_maze: Callable[[str], Maze],
+        prices: PriceTable,
+        endpoints: AllowedEndpoints,
+    ) -> None:
+        self.topics = topics
+        self.find_maze = find_maze
+        self.prices = prices
+        self.endpoints = endpoints
+        self.producer: Any = None
+
+    async def start_experiment(self, request: Request) -> Response:
+        """``POST /api/experiments``: admit the body (in a thread), publish the start event."""
+        body = request.body if isinstance(request, HttpRequest) else b""
+        try:
+            verdict = await asyncio.to_thread(
+                _admit_body, body, self.find_maze, self.prices, self.endpoints
+            )
+        except api.InvalidRequest as problems:
+            answer = json_response(400, problems.document())
+            await self._audit(request, "experiment.start", None, answer, "not valid JSON")
+            return answer
+        if not isinstance(verdict, Admitted):
+            document = api.InvalidRequest(verdict.problems).document()
+            answer = json_response(400, document)
+            run_id = verdict.run_id if isinstance(verdict.run_id, str) else None
+            await self._audit(request, "experiment.start", run_id, answer, "rejected")
+            return answer
+        start = verdict.request
+        try:
+            message = encode(self.topics.experiments_start, start, start.run_id)
+        except MessageTooLarge as exc:
+            answer = json_response(413, api.InvalidRequest([("body", str(exc))]).document())
+            await self._audit(request, "experiment.start", start.run_id, answer, "too large")
+            return answer
+        if not await self._publish(message, "the start of"):
+            answer = error_response(503, "Kafka is unavailable; the experiment was not started")
+            await self._audit(request, "experiment.start", start.run_id, answer)
+            return answer
+        log.info("experiment %s published through the gateway", start.run_id)
+        answer = json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
+        await self._audit(request, "experiment.start", start.run_id, answer)
+        return answer
+
+    async def cancel(self, request: Request, run_id: str) -> Response:
+        """``POST /api/experiments/{run_id}/cancel``: a cancel request on the control topic."""
+        if not valid_run_id(run_id):
+            answer = error_response(400, "not a run id")
+            await self._audit(request, "experiment.cancel", None, answer, "not a run id")
+            return answer
+        actor = _actor(request)
+        cancel = CancelRequest(
+            run_id=run_id, reason="cancelled through the gateway", requested_by=actor
+        )
+        if not await self._publish(encode(self.topics.runs_control, cancel, run_id), "cancel"):
+            answer = error_response(503, "Kafka is unavailable; the run was not cancelled")
+        else:
+            answer = json_response(202, {"run_id": run_id, "cancel": "requested"})
+        await self._audit(request, "experiment.cancel", run_id, answer)
+        return answer
+
+    async def _publish(self, out: Any, what: str) -> bool:
+        """Publish one message (bounded in time); False, logged, if Kafka did not take it."""
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(out.topic, out.value, key=out.key, headers=out.headers),
+                PUBLISH_TIMEOUT,
+            )
+        except Exception as exc:
+            key = out.key.decode(errors="replace") if out.key else "?"
+            log.error("publishing %s %s failed: %r", what, key, exc)
+            return False
+        return True
+
+    async def _audit(
+        self,
+        request: Request,
+        action: AuditAction,
+        run_id: str | None,
+        answer: Response,
+        detail: str | None = None,
+    ) -> None:
+        """Log and publish who did what (by token name, never the token)."""
+        record = AuditRecord(
+            action=action,
+            run_id=run_id,
+            token_name=_actor(request),
+            client=request.client if isinstance(request, HttpRequest) else "",
+            status=answer.status_code,
+            outcome=outcome_of(answer.status_code),
+            detail=detail,
+        )
+        audit_log.info(
+            "%s %s by %s from %s: %d %s",
+            record.action,
+            record.run_id or "-",
+            record.token_name,
+            record.client,
+            record.status,
+            record.outcome,
+            extra=log_fields(record),
+        )
+        out = encode(self.topics.audit, record, run_id)
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(out.topic, out.value, key=out.key, headers=out.headers),
+                AUDIT_TIMEOUT,
+            )
+        except Exception as exc:
+            log.error("publishing the audit record of %s failed: %r", record.action, exc)
+
+
+def _actor(request: Request) -> str:
+    return request.actor if isinstance(request, HttpRequest) else ANONYMOUS
+
+
+def _admit_body(
+    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable, endpoints: AllowedEndpoints
+) -> Admitted | Rejected:
+    """Decode and admit a start event (in a thread: a big maze takes a while).
+
+    Decoded as Kafka messages are (one decoder: UTF-8 JSON, an object, not nested too deeply).
+    """
+    try:
+        document = json_object(body)
+    except UndecodableMessage as exc:
+        raise api.InvalidRequest([("body", f"{exc}; expected an experiment-start event")]) from None
+    return admit(document, find_maze, prices=prices, endpoints=endpoints)

@@ -1,0 +1,141 @@
+"""Service wiring: the one place that builds the worker, the projector and the gateway.
+
+`oriole up` runs all three in one process and the standalone commands run one each; both
+build them through :class:`Services`, so a setting reaches every service the same way.
+Also here: the supervisor that restarts a failed service of `oriole up`, and the signal
+handling every long-running command shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from gateway.server import Gateway
+from oriole.backoff import Backoff
+from oriole.environment.catalogue import MazeCatalogue
+from oriole.environment.settings import Settings
+from oriole.kafka import ensure_topics, wait_for_broker
+from oriole.kafka.topics import Topics
+from projections.projector import Projector
+from streams.worker import Worker
+
+log = logging.getLogger("oriole.cli")
+
+#: Longest wait before a failed service of `oriole up` is started again.
+SUPERVISOR_MAX_DELAY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the services of one process share: settings, broker, topics, one maze catalogue."""
+
+    settings: Settings
+    bootstrap_servers: str
+    topics: Topics
+    catalogue: MazeCatalogue
+
+    async def join_broker(self) -> None:
+        """Wait for the broker and create any missing topic."""
+        await wait_for_broker(self.bootstrap_servers)
+        await ensure_topics(self.bootstrap_servers, self.topics.specs)
+
+    def worker(self) -> Worker:
+        return Worker.create(self.settings, self.bootstrap_servers, self.topics, self.catalogue.get)
+
+    def projector(self, pool: Any) -> Projector:
+        return Projector(
+            bootstrap_servers=self.bootstrap_servers,
+            topics=self.topics,
+            pool=pool,
+            client_id=self.settings.kafka_client_id,
+            batch_size=self.settings.projection_batch_size,
+        )
+
+    def gateway(self, pool: Any) -> Gateway:
+        return Gateway(
+            self.settings,
+            bootstrap_servers=self.bootstrap_servers,
+            topics=self.topics,
+            pool=pool,
+            find_maze=self.catalogue.get,
+        )
+
+
+async def until_signalled(
+    main: Callable[[asyncio.Event], Awaitable[None]], grace: float = 15.0
+) -> None:
+    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` for a clean shutdown.
+
+    A clean shutdown may wait for a broker that is gone: after ``grace`` seconds, or at a
+    second signal, ``main`` is cancelled, so a signal is always obeyed.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main(stop))
+
+    def signalled() -> None:
+        if stop.is_set():
+            log.warning("second signal: stopping now")
+            task.cancel()
+            return
+        stop.set()
+        loop.call_later(grace, task.cancel)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+class _Service(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+S = TypeVar("S", bound=_Service)
+
+
+class Supervised(Generic[S]):
+    """One service of `oriole up`, started again if it fails: it never takes the stack down.
+
+    A service that raises (whatever the cause) is logged with its traceback and replaced by
+    a fresh instance after a capped exponential backoff, while the broker, the database and
+    the other services go on; with the embedded broker, stopping the stack would lose every
+    run in flight.
+    """
+
+    def __init__(self, name: str, create: Callable[[], S], *, first_delay: float = 1.0) -> None:
+        self.name = name
+        self.create = create
+        self.current: S = create()
+        self.first_delay = first_delay
+        self.restarts = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(first=self.first_delay, cap=SUPERVISOR_MAX_DELAY)
+        while not stop.is_set():
+            try:
+                await self.current.run(stop)
+            except Exception:
+                delay = backoff.next_delay()
+                log.exception("the %s failed; starting it again in %.1f s", self.name, delay)
+            else:
+                if stop.is_set():
+                    return
+                delay = backoff.next_delay()
+                log.error("the %s stopped by itself; starting it again in %.1f s", self.name, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            self.restarts += 1
+            self.current = self.create()
