@@ -170,6 +170,29 @@ def test_every_record_reaching_the_handler_is_redacted(
     assert "RuntimeError" in lines[3]["exception"] and MASK in lines[3]["exception"]
 
 
+def test_a_dsn_with_a_password_in_its_query_string_never_reaches_a_log_line() -> None:
+    """The projector's own line (through ``redact``) and a library logging the raw DSN."""
+    query_secret = "q-" + uuid.uuid4().hex
+    dsn = f"postgresql://oriole@db:5432/oriole?sslmode=require&password={query_secret}"
+    settings = load_settings(env_file=None, database_url=dsn, log_format="json")
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    buffer = io.StringIO()
+    try:
+        configure_logging(settings)
+        root.handlers[0].setStream(buffer)  # type: ignore[attr-defined]
+        logging.getLogger("oriole.cli").info("projector connected to %s", redact(dsn))
+        logging.getLogger("asyncpg").warning("connecting to %s", dsn)
+        logging.getLogger("some.library").error("pool failed for %r", {"dsn": dsn})
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert len(lines) == 3
+    assert_absent(query_secret, buffer.getvalue(), "the log output")
+    assert "db:5432/oriole?sslmode=require&password=***" in lines[0]["message"]
+
+
 def test_the_filter_also_redacts_the_console_format() -> None:
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
