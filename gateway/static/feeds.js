@@ -1,12 +1,13 @@
 // The websocket feeds, with reconnection: one run's events, and the all-runs list feed.
 
 import { backoff, probeAuth, wsUrl } from "./api.js";
+import { CLOSE } from "./close_codes.js";
 
+// Closes after which reconnecting cannot help. A refused token never opens the socket at
+// all (the gateway answers the handshake with 401/403): probeAuth() explains that case.
 const FATAL_CLOSE = {
-  4004: "unknown run",
-  4400: "bad request",
-  4401: "not authorised",
-  4403: "forbidden",
+  [CLOSE.UNKNOWN_RUN]: "unknown run",
+  [CLOSE.BAD_QUERY]: "bad request",
 };
 
 /** `/ws/runs/{run_id}`: every event of one run; resumes from the last seq after a drop. */
@@ -83,7 +84,7 @@ export class RunFeed {
       if (this.ws !== ws || this.closed) return;
       this.ws = null;
       this.caughtUp = false;
-      if (this.done || (this.model.finished && event.code === 1000)) {
+      if (this.done || (this.model.finished && event.code === CLOSE.NORMAL)) {
         this.done = true;
         this.handlers.state("finished", "run finished");
         return;
@@ -92,7 +93,7 @@ export class RunFeed {
         this.handlers.state("error", errorDetail || FATAL_CLOSE[event.code]);
         return;
       }
-      if (lagging || event.code === 4008) {
+      if (lagging || event.code === CLOSE.LAGGING) {
         this.timer = setTimeout(() => this.connect(), 50);
         return;
       }
@@ -167,7 +168,7 @@ export class ListFeed {
           return;
         }
       }
-      const delay = event.code === 4008 ? 50 : backoff(this.attempt++);
+      const delay = event.code === CLOSE.LAGGING ? 50 : backoff(this.attempt++);
       this.handlers.state("reconnecting", "list feed lost, retrying…");
       this.timer = setTimeout(() => this.connect(), delay);
     };
