@@ -17,6 +17,23 @@ import pytest_asyncio
 
 from oriole.kafka import EmbeddedBroker, prepare_clients
 
+#: Support modules whose fixtures several test modules of one subject share: registered as
+#: plugins, so a test asks for them by name, as for the fixtures below.
+pytest_plugins = [
+    "tests.tls_support",
+    "tests.transport_support",
+    "tests.views_support",
+]
+
+# Helpers that assert, moved out of test modules: their failures keep pytest's detailed
+# messages (plugins above are rewritten anyway).
+pytest.register_assert_rewrite(
+    "tests.builtin_agents_support",
+    "tests.chromium_support",
+    "tests.replay_support",
+    "tests.watch_support",
+)
+
 #: Generous: the machine running the tests may be a loaded 2-core box.
 BROKER_START_TIMEOUT = 60.0
 

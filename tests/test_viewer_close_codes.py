@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
-
-import pytest
 
 from gateway import frames
+from tests.viewer_static_support import NODE, NODE_TIMEOUT, STATIC, needs_node
 
-STATIC = Path(frames.__file__).resolve().parent / "static"
 
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@needs_node
 def test_the_viewer_names_every_close_code_as_gateway_frames_does() -> None:
     module = (STATIC / "close_codes.js").as_uri()
     script = f'import {{ CLOSE }} from "{module}"; console.log(JSON.stringify(CLOSE));'
     shown = subprocess.run(
-        ["node", "--input-type=module", "-e", script],
+        [str(NODE), "--input-type=module", "-e", script],
         capture_output=True,
         text=True,
         check=True,
-        timeout=60,
+        timeout=NODE_TIMEOUT,
     )
     in_js = json.loads(shown.stdout)
     in_python = {
