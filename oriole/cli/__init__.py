@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from rich.markup import escape
 
 from oriole.cli import data, mazes, prompts, run, serve, watch
 from oriole.cli.common import console, err_console
@@ -52,8 +54,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)
     except OrioleError as exc:
-        from rich.markup import escape  # messages quote user input: "[/x]" is not markup
-
+        # Messages quote user input: "[/x]" in a path is text, not rich markup.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except typer.Abort:
@@ -62,8 +63,6 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors and the like
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
