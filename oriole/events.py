@@ -177,13 +177,18 @@ RUN_EVENT_TYPES: tuple[type[_Envelope], ...] = (
 _run_event_adapter: pydantic.TypeAdapter[RunEvent] = pydantic.TypeAdapter(RunEvent)
 
 
+#: Events are records of what happened: read under the rules they were written with (a
+#: start admitted before a rule was added stays readable; see `RunLimits`).
+_RECORDED = {"recorded": True}
+
+
 def parse_run_event(data: str | bytes) -> RunEvent:
     """Decode one run event from JSON; raises pydantic's ValidationError on bad input."""
-    return _run_event_adapter.validate_json(data)
+    return _run_event_adapter.validate_json(data, context=_RECORDED)
 
 
 def run_event_from_dict(data: Any) -> RunEvent:
-    return _run_event_adapter.validate_python(data)
+    return _run_event_adapter.validate_python(data, context=_RECORDED)
 
 
 def dump_run_event(event: RunEvent) -> bytes:
@@ -191,6 +196,10 @@ def dump_run_event(event: RunEvent) -> bytes:
 
 
 # --- records about the start topic ----------------------------------------------------------
+
+
+#: How a refused start whose run id exists begins its reason (batches rely on it).
+DUPLICATE_RUN_ID = "duplicate run id"
 
 
 class FieldProblem(WireModel):

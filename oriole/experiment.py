@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from oriole.errors import MazeError, ValidationError
 from oriole.maze import MAX_NAME_LENGTH, GeneratorInfo, Maze
@@ -95,14 +95,31 @@ class MazeData(WireModel):
         return self._maze
 
 
+_MAX_FOOTSTEPS = 1_000_000
+_DEFAULT_MAX_FOOTSTEPS = 500
+_DEFAULT_MAX_ACTIONS = 2000
+
+
 class RunLimits(WireModel):
-    """Stop rules, evaluated after every action. ``None`` switches a rule off."""
+    """Stop rules, evaluated after every action. ``None`` switches a rule off.
+
+    A run never makes more footsteps than actions, so ``max_footsteps`` above ``max_actions``
+    could never be reached. That is never a silent cap: given both, it is an error (on
+    ``max_footsteps``); given one, the other's default gives way — ``max_actions`` is raised
+    to ``max_footsteps``, or ``max_footsteps`` (which could never bind) is switched off — so
+    a run's first event records the limits that apply. Recorded limits are history: a
+    reader of recorded events validates with the context ``{"recorded": True}``, which
+    accepts the contradictions of runs started before this rule.
+    """
 
     max_footsteps: int | None = Field(
-        default=500, ge=1, le=1_000_000, description="Successful moves before the run stops."
+        default=_DEFAULT_MAX_FOOTSTEPS,
+        ge=1,
+        le=_MAX_FOOTSTEPS,
+        description="Successful moves before the run stops.",
     )
     max_actions: int | None = Field(
-        default=2000,
+        default=_DEFAULT_MAX_ACTIONS,
         ge=1,
         le=10_000_000,
         description="Actions of any kind (moves, failed moves, recalls, no-tool turns).",
@@ -128,6 +145,43 @@ class RunLimits(WireModel):
             "Oriole counts the goal as found once it is in view; `reached` needs a step on it."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_give_way(cls, data: Any) -> Any:
+        """The default of the limit not given gives way to the one given (see above).
+
+        Only for a valid integer: a bad value is reported on its own field, once.
+        """
+        if not isinstance(data, dict):
+            return data
+        footsteps, actions = data.get("max_footsteps"), data.get("max_actions")
+        if (
+            "max_actions" not in data
+            and type(footsteps) is int
+            and _DEFAULT_MAX_ACTIONS < footsteps <= _MAX_FOOTSTEPS
+        ):
+            return {**data, "max_actions": footsteps}
+        if (
+            "max_footsteps" not in data
+            and type(actions) is int
+            and 1 <= actions < _DEFAULT_MAX_FOOTSTEPS
+        ):
+            return {**data, "max_footsteps": None}
+        return data
+
+    @model_validator(mode="after")
+    def _footsteps_reachable(self, info: ValidationInfo) -> RunLimits:
+        if isinstance(info.context, dict) and info.context.get("recorded"):
+            return self
+        footsteps, actions = self.max_footsteps, self.max_actions
+        if footsteps is not None and actions is not None and footsteps > actions:
+            raise ValidationError(
+                "max_footsteps",
+                f"{footsteps} can never be reached: max_actions is {actions} (a run never "
+                "makes more footsteps than actions); raise max_actions or lower max_footsteps",
+            )
+        return self
 
 
 class GameRules(WireModel):

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oriole.agents.builtin import FrontierAgent, WallFollowerAgent, _KnownMap
+from oriole.agents.builtin import FrontierAgent, WallFollowerAgent
+from oriole.agents.known_map import KnownMap
 from oriole.analysis import reachable, steps_to_see_goal
 from oriole.events import StopReason
 from oriole.generators import generate
@@ -165,7 +166,7 @@ def test_both_searches_give_the_same_answer(maze: Maze, data: st.DataObject) -> 
     unknown = [p for p in every if p not in known]
     refused = data.draw(st.sets(st.sampled_from(unknown))) if unknown else set()
     refused |= {Position(-1, 0), Position(maze.width, 0)}
-    search = _KnownMap(observe(known, root, maze.width, maze.height), refused)
+    search = KnownMap(observe(known, root, maze.width, maze.height), refused)
     targets: list[Position | None] = [None]
     if maze.goal in known and maze.goal != root:
         targets.append(maze.goal)

@@ -202,7 +202,9 @@ def test_a_run_that_should_have_ended_but_went_on() -> None:
     end_early = completed(events, actions - 2)  # the second to last action
 
     def tighten(data: dict[str, Any]) -> None:
-        data["payload"]["spec"]["limits"]["max_actions"] = actions - 1
+        limits = data["payload"]["spec"]["limits"]
+        limits["max_actions"] = actions - 1
+        limits["max_footsteps"] = None  # (2000, above max_actions, could never be reached)
 
     report = verify_run(corrupt(events, 1, tighten))
     assert len(report.differences) == 1

@@ -40,9 +40,11 @@ def runs(draw: st.DrawFn) -> LocalRun:
     maze: Maze = draw(random_mazes(max_side=12))
     open_tiles = [p for p in maze.open_tiles() if maze.rows[p.y][p.x] != Tile.WALL]
     start = draw(st.sampled_from(open_tiles))
+    max_actions = draw(st.one_of(st.none(), st.integers(1, 60)))
     limits = RunLimits(
-        max_footsteps=draw(st.one_of(st.none(), st.integers(1, 40))),
-        max_actions=draw(st.one_of(st.none(), st.integers(1, 60))),
+        # Not above max_actions: such a footstep limit could never be reached (an error).
+        max_footsteps=draw(st.one_of(st.none(), st.integers(1, min(40, max_actions or 40)))),
+        max_actions=max_actions,
         max_tokens=draw(st.one_of(st.none(), st.integers(1, 5000))),
         loop_revisit_limit=draw(st.one_of(st.none(), st.integers(2, 6))),
         goal_rule=draw(st.sampled_from(["seen", "reached"])),

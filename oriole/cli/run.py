@@ -135,9 +135,21 @@ def run(
     ] = "builtin:frontier",
     start: Annotated[str | None, typer.Option("--start", help="Start tile X,Y.")] = None,
     max_moves: Annotated[
-        int | None, typer.Option("--max-moves", help="Footsteps (successful moves) limit.")
+        int | None,
+        typer.Option(
+            "--max-moves",
+            help="Footsteps (successful moves) limit (default 500). Above the default "
+            "--max-actions it raises it; above a given one it is an error.",
+        ),
     ] = None,
-    max_actions: Annotated[int | None, typer.Option("--max-actions", help="Actions limit.")] = None,
+    max_actions: Annotated[
+        int | None,
+        typer.Option(
+            "--max-actions",
+            help="Actions limit: moves, failed moves, recalls (default 2000). Below the "
+            "default --max-moves it switches that off.",
+        ),
+    ] = None,
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Wall-clock limit in minutes.")
     ] = None,
@@ -149,7 +161,12 @@ def run(
         typer.Option("--max-cost", help="Cost budget in USD (needs a price for the model)."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of a built-in agent's choices.")
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of a built-in agent's free choices (random: every move; frontier: "
+            "ties; wall-follower: hand and first heading); 0 or none: the fixed baseline.",
+        ),
     ] = None,
     temperature: Annotated[
         float | None, typer.Option("--temperature", help="Sampling temperature.")
