@@ -1,5 +1,8 @@
 """The gateway's write side: starting and cancelling experiments, each audited.
 
+(Batch requests and cancels, `gateway.batches`, publish and audit through the same
+:meth:`Commands.publish` and :meth:`Commands.audit`.)
+
 A start body is admitted with the core's admission (in a thread: a big maze takes a while)
 and published to the start topic; a cancel goes to the control topic. Every answer, taken
 or refused, becomes an audit record on the audit topic and in the log — by token name,
@@ -63,48 +66,48 @@ class Commands:
             )
         except api.InvalidRequest as problems:
             answer = json_response(400, problems.document())
-            await self._audit(request, "experiment.start", None, answer, "not valid JSON")
+            await self.audit(request, "experiment.start", None, answer, "not valid JSON")
             return answer
         if not isinstance(verdict, Admitted):
             document = api.InvalidRequest(verdict.problems).document()
             answer = json_response(400, document)
             run_id = verdict.run_id if isinstance(verdict.run_id, str) else None
-            await self._audit(request, "experiment.start", run_id, answer, "rejected")
+            await self.audit(request, "experiment.start", run_id, answer, "rejected")
             return answer
         start = verdict.request
         try:
             message = encode(self.topics.experiments_start, start, start.run_id)
         except MessageTooLarge as exc:
             answer = json_response(413, api.InvalidRequest([("body", str(exc))]).document())
-            await self._audit(request, "experiment.start", start.run_id, answer, "too large")
+            await self.audit(request, "experiment.start", start.run_id, answer, "too large")
             return answer
-        if not await self._publish(message, "the start of"):
+        if not await self.publish(message, "the start of"):
             answer = error_response(503, "Kafka is unavailable; the experiment was not started")
-            await self._audit(request, "experiment.start", start.run_id, answer)
+            await self.audit(request, "experiment.start", start.run_id, answer)
             return answer
         log.info("experiment %s published through the gateway", start.run_id)
         answer = json_response(202, {"run_id": start.run_id, "warnings": list(verdict.warnings)})
-        await self._audit(request, "experiment.start", start.run_id, answer)
+        await self.audit(request, "experiment.start", start.run_id, answer)
         return answer
 
     async def cancel(self, request: Request, run_id: str) -> Response:
         """``POST /api/experiments/{run_id}/cancel``: a cancel request on the control topic."""
         if not valid_run_id(run_id):
             answer = error_response(400, "not a run id")
-            await self._audit(request, "experiment.cancel", None, answer, "not a run id")
+            await self.audit(request, "experiment.cancel", None, answer, "not a run id")
             return answer
-        actor = _actor(request)
+        actor = actor_of(request)
         cancel = CancelRequest(
             run_id=run_id, reason="cancelled through the gateway", requested_by=actor
         )
-        if not await self._publish(encode(self.topics.runs_control, cancel, run_id), "cancel"):
+        if not await self.publish(encode(self.topics.runs_control, cancel, run_id), "cancel"):
             answer = error_response(503, "Kafka is unavailable; the run was not cancelled")
         else:
             answer = json_response(202, {"run_id": run_id, "cancel": "requested"})
-        await self._audit(request, "experiment.cancel", run_id, answer)
+        await self.audit(request, "experiment.cancel", run_id, answer)
         return answer
 
-    async def _publish(self, out: Any, what: str) -> bool:
+    async def publish(self, out: Any, what: str) -> bool:
         """Publish one message (bounded in time); False, logged, if Kafka did not take it."""
         try:
             await asyncio.wait_for(
@@ -117,19 +120,22 @@ class Commands:
             return False
         return True
 
-    async def _audit(
+    async def audit(
         self,
         request: Request,
         action: AuditAction,
         run_id: str | None,
         answer: Response,
         detail: str | None = None,
+        *,
+        batch_id: str | None = None,
     ) -> None:
         """Log and publish who did what (by token name, never the token)."""
         record = AuditRecord(
             action=action,
             run_id=run_id,
-            token_name=_actor(request),
+            batch_id=batch_id,
+            token_name=actor_of(request),
             client=request.client if isinstance(request, HttpRequest) else "",
             status=answer.status_code,
             outcome=outcome_of(answer.status_code),
@@ -138,14 +144,14 @@ class Commands:
         audit_log.info(
             "%s %s by %s from %s: %d %s",
             record.action,
-            record.run_id or "-",
+            record.run_id or record.batch_id or "-",
             record.token_name,
             record.client,
             record.status,
             record.outcome,
             extra=log_fields(record),
         )
-        out = encode(self.topics.audit, record, run_id)
+        out = encode(self.topics.audit, record, run_id or batch_id)
         try:
             await asyncio.wait_for(
                 self.producer.send_and_wait(out.topic, out.value, key=out.key, headers=out.headers),
@@ -155,7 +161,7 @@ class Commands:
             log.error("publishing the audit record of %s failed: %r", record.action, exc)
 
 
-def _actor(request: Request) -> str:
+def actor_of(request: Request) -> str:
     return request.actor if isinstance(request, HttpRequest) else ANONYMOUS
 
 

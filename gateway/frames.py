@@ -33,6 +33,7 @@ MAX_SPEED = 1000.0
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _EVENT_PREFIX = b'{"kind":"event","event":'
+_BATCH_EVENT_PREFIX = b'{"kind":"batch_event","event":'
 
 
 def dumps(document: Mapping[str, Any]) -> bytes:
@@ -43,6 +44,11 @@ def dumps(document: Mapping[str, Any]) -> bytes:
 def event_frame(event_json: bytes) -> bytes:
     """``{"kind": "event", "event": ...}`` around an already-encoded run event."""
     return _EVENT_PREFIX + event_json.strip() + b"}"
+
+
+def batch_event_frame(event_json: bytes) -> bytes:
+    """``{"kind": "batch_event", "event": ...}`` around an already-encoded batch event."""
+    return _BATCH_EVENT_PREFIX + event_json.strip() + b"}"
 
 
 def caught_up_frame(seq: int) -> bytes:
@@ -319,13 +325,18 @@ def split_target(target: str) -> Target:
     return Target(parts.path or "/", parse_qs(parts.query, keep_blank_values=True))
 
 
-def ws_route(path: str) -> tuple[Literal["runs", "run"], str] | None:
-    """``("runs", "")`` for ``/ws/runs``, ``("run", id)`` for ``/ws/runs/{id}``, else None."""
+def ws_route(path: str) -> tuple[Literal["runs", "run", "batch"], str] | None:
+    """``("runs", "")`` for ``/ws/runs``, ``("run", id)`` for ``/ws/runs/{id}``,
+    ``("batch", id)`` for ``/ws/batches/{id}``, else None."""
     if path in ("/ws/runs", "/ws/runs/"):
         return "runs", ""
-    prefix = "/ws/runs/"
-    if path.startswith(prefix):
-        rest = path[len(prefix) :]
-        if rest and "/" not in rest:
-            return "run", unquote(rest)
+    kinds: tuple[tuple[str, Literal["run", "batch"]], ...] = (
+        ("/ws/runs/", "run"),
+        ("/ws/batches/", "batch"),
+    )
+    for prefix, kind in kinds:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if rest and "/" not in rest:
+                return kind, unquote(rest)
     return None

@@ -218,18 +218,27 @@ def head_problem(method: str, target: str, headers: Headers) -> str | None:
     return None
 
 
+#: Routes whose POST carries a body (a start event, a batch spec).
+BODY_ROUTES = ("/api/experiments", "/api/batches")
+
+
 def needed_scope(method: str, path: str, websocket: bool) -> Scope:
     """What a route needs: ``/api/*`` and websockets read, the write routes write."""
-    if method == "POST" and (path == "/api/experiments" or cancel_route(path) is not None):
+    if method == "POST" and (
+        path in BODY_ROUTES
+        or cancel_route(path) is not None
+        or batch_cancel_route(path) is not None
+    ):
         return "write"
     if websocket or path.startswith("/api/"):
         return "read"
     return "public"
 
 
-def cancel_route(path: str) -> str | None:
-    """The run id of ``/api/experiments/{run_id}/cancel``, else None."""
-    prefix, suffix = "/api/experiments/", "/cancel"
+def cancel_route(path: str, prefix: str = "/api/experiments/") -> str | None:
+    """The run id of ``/api/experiments/{run_id}/cancel`` (or the id under another
+    ``prefix``), else None."""
+    suffix = "/cancel"
     if path.startswith(prefix) and path.endswith(suffix):
         run_id = path[len(prefix) : -len(suffix)]
         if run_id and "/" not in run_id:
@@ -237,9 +246,15 @@ def cancel_route(path: str) -> str | None:
     return None
 
 
+def batch_cancel_route(path: str) -> str | None:
+    """The batch id of ``/api/batches/{batch_id}/cancel``, else None."""
+    return cancel_route(path, "/api/batches/")
+
+
 def body_limit(method: str, path: str, start_limit: int) -> int:
-    """Largest body a route accepts: a start event may embed a big maze; others take none."""
-    return start_limit if method == "POST" and path == "/api/experiments" else 0
+    """Largest body a route accepts: a start event or a batch spec may embed big mazes;
+    others take none."""
+    return start_limit if method == "POST" and path in BODY_ROUTES else 0
 
 
 # --- rates and slots ------------------------------------------------------------------------

@@ -66,7 +66,9 @@ class Subscriber:
 
 
 class Hub:
-    """The gateway's single reader of the run events topic."""
+    """The gateway's single reader of the run events topic (or, with another ``decode``, of
+    another log keyed like it: the batch events topic, whose ``LiveEvent.run_id`` is then
+    the batch id)."""
 
     def __init__(
         self,
@@ -75,9 +77,11 @@ class Hub:
         topic: str,
         client_id: str = "oriole-gateway",
         chunk: int = 500,
+        decode: Callable[[bytes | None], LiveEvent] = decode_live,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self.decode = decode
         self.client_id = client_id
         #: Events fanned out between two yields to the event loop; keep it below the
         #: clients' queue size, so that a burst from one fetch never overflows the queue
@@ -172,12 +176,13 @@ class Hub:
         """Decode each record value once and offer it to its subscribers (never blocks)."""
         runs = self._runs
         everyone = self._all
+        decode = self.decode
         for value in values:
             try:
-                event = decode_live(value)
+                event = decode(value)
             except Exception as exc:  # whatever a record holds, the feed goes on
                 UNDECODABLE.inc()
-                log.warning("skipped a record on %s that is not a run event: %s", self.topic, exc)
+                log.warning("skipped a record on %s it cannot read: %s", self.topic, exc)
                 continue
             self.events_seen += 1
             # offer() never changes the subscriptions (a lagging client is unsubscribed

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from gateway import api
+from gateway.batches import Batches
 from gateway.commands import Commands
 from gateway.exposure import check_exposure
 from gateway.feeds import WRITE_LIMIT, Archive, Feeds, GapError, Session
@@ -124,6 +125,17 @@ class Gateway:
             unknown_run_grace=unknown_run_grace,
             gap_deadline=gap_deadline,
         )
+        self.batches = Batches(
+            bootstrap_servers=bootstrap_servers,
+            topics=topics,
+            pool=pool,
+            commands=self.commands,
+            database=self._database,
+            client_id=f"{settings.kafka_client_id}-gateway",
+            chunk=settings.gateway_client_queue_size // 2,
+            unknown_grace=unknown_run_grace,
+            gap_deadline=gap_deadline,
+        )
         self._tokens = principals(settings.gateway_tokens)
         self.gatekeeper = Gatekeeper(
             Policy(
@@ -153,6 +165,7 @@ class Gateway:
             _WS_LOG.setLevel(logging.WARNING)
         try:
             await self.hub.start()
+            await self.batches.start()
             self._producer = make_producer(
                 self.bootstrap_servers, client_id=f"{self.settings.kafka_client_id}-gateway"
             )
@@ -216,6 +229,7 @@ class Gateway:
         if abandoned:
             await asyncio.wait(abandoned, timeout=STOP_TIMEOUT)
         await self.hub.stop()
+        await self.batches.stop()
         producer, self._producer = self._producer, None
         self.commands.producer = None
         if producer is not None:
@@ -255,6 +269,10 @@ class Gateway:
             return None  # go on with the websocket handshake
         if method == "POST" and path == "/api/experiments":
             return await self.commands.start_experiment(request)
+        if self.batches.handles(path):
+            answer = await self.batches.write(request, path)
+            if answer is not None:
+                return answer
         cancelled = cancel_route(path)
         if cancelled is not None:
             if method != "POST":
@@ -314,6 +332,8 @@ class Gateway:
                 if found is None:
                     return error_response(404, f"unknown experiment {run_id!r}")
                 return json_response(200, found)
+            if self.batches.handles(path):
+                return await self.batches.read(path, params)
             prefix = "/api/views/"
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 name = path[len(prefix) :]
@@ -374,15 +394,17 @@ class Gateway:
             name, feed = "runs", self.feeds.all_runs(session)
         else:
             try:
-                if not valid_run_id(run_id):
+                if kind == "run" and not valid_run_id(run_id):
                     raise QueryError(f"{run_id!r} is not a run id")
                 query = parse_run_query(target.params)
+                if kind == "batch":
+                    name, feed = "batch", self.batches.feed(session, run_id, query)
             except QueryError as exc:
                 await session.finish(CLOSE_BAD_QUERY, "bad query", error_frame(str(exc)))
                 return
-            if query.replay is None:
+            if kind == "run" and query.replay is None:
                 name, feed = "run", self.feeds.run(session, run_id, query.from_seq)
-            else:
+            elif kind == "run" and query.replay is not None:
                 name = "replay"
                 feed = self.feeds.replay(session, run_id, query.from_seq, query.replay)
         CLIENTS.labels(name).inc()

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from oriole.schema_base import SCHEMA_VERSION, WireModel, utc_now
 
-AuditAction = Literal["experiment.start", "experiment.cancel"]
+AuditAction = Literal["experiment.start", "experiment.cancel", "batch.request", "batch.cancel"]
 AuditOutcome = Literal["accepted", "refused", "failed"]
 
 
@@ -29,6 +29,11 @@ class AuditRecord(WireModel):
         default=None,
         max_length=128,
         description="The run acted on; null when the request named no valid run.",
+    )
+    batch_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The batch acted on (batch actions); null otherwise or when invalid.",
     )
     token_name: str = Field(
         min_length=1,
@@ -55,6 +60,7 @@ def log_fields(record: AuditRecord) -> dict[str, Any]:
     return {
         "audit_action": record.action,
         "run_id": record.run_id,
+        "batch_id": record.batch_id,
         "token_name": record.token_name,
         "client": record.client,
         "status": record.status,

@@ -1,9 +1,15 @@
-"""JSON Schemas of everything Oriole reads from or writes to Kafka, for external clients."""
+"""JSON Schemas of everything Oriole reads from or writes to Kafka, for external clients.
+
+Also the batch spec (`batch-spec`), the document ``oriole batch`` reads from TOML and a
+batch request carries, the batch commands clients publish and the batch event log.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from oriole.batch_events import BatchCommand, BatchEvent
+from oriole.batch_spec import BatchSpec
 from oriole.events import DeadLetter, ExperimentRejected, RunEvent
 from oriole.experiment import ExperimentStart
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
@@ -19,6 +25,9 @@ SCHEMAS: dict[str, Any] = {
     "run-cancel": CancelRequest,
     "experiment-rejected": ExperimentRejected,
     "dead-letter": DeadLetter,
+    "batch-spec": BatchSpec,
+    "batch-command": BatchCommand,
+    "batch-event": BatchEvent,
 }
 
 

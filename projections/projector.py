@@ -9,7 +9,9 @@ with the database's reason, and the rest is stored: one record can neither stop 
 projector nor make it retry for ever.
 
 It also archives every start request and rejection as it arrives (`start_requests`), so that
-`oriole up` can re-publish, after a crash, the requests that never became runs.
+`oriole up` can re-publish, after a crash, the requests that never became runs, and every
+batch event (`batches.events`: archive and batch projections, in the same transaction as
+the run events of the same poll).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
 from oriole.backoff import Backoff
+from oriole.batch_events import BatchEvent, parse_batch_event
 from oriole.events import RunEvent
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import (
@@ -33,6 +36,7 @@ from oriole.kafka.codec import (
     decode_run_event,
 )
 from oriole.kafka.topics import Topics
+from projections.batch_rows import BATCH_EVENT_CLASSES
 from projections.database import CONNECTION_ERRORS
 from projections.start_requests import (
     INSERT_REQUEST,
@@ -48,7 +52,9 @@ T = TypeVar("T")
 log = logging.getLogger("oriole.projector")
 
 EVENTS = Counter(
-    "oriole_projector_events_total", "Run events received by the projector.", ["outcome"]
+    "oriole_projector_events_total",
+    "Run and batch events received by the projector.",
+    ["outcome"],
 )
 ROWS = Counter("oriole_projector_rows_total", "Projection rows written.")
 DB_ERRORS = Counter(
@@ -111,6 +117,7 @@ class Projector:
             self.topics.runs_events,
             self.topics.experiments_start,
             self.topics.experiments_rejected,
+            self.topics.batches_events,
             bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
             client_id=self.client_id,
@@ -154,7 +161,7 @@ class Projector:
         return True
 
     async def _handle(self, batches: dict[Any, list[Any]], stop: asyncio.Event) -> None:
-        pairs: list[tuple[RunEvent, Any]] = []
+        pairs: list[tuple[RunEvent | BatchEvent, Any]] = []
         requests: list[Row] = []
         rejections: list[Row] = []
         offsets: dict[Any, int] = {}
@@ -169,6 +176,8 @@ class Projector:
                         rejection = rejection_row(record.value)
                         if rejection is not None:
                             rejections.append(rejection)
+                    elif tp.topic == self.topics.batches_events:
+                        pairs.append((parse_batch_event(record.value), record))
                     else:
                         pairs.append((decode_run_event(record.value), record))
                 except Exception as exc:  # any record, however hostile, is one dead letter
@@ -192,7 +201,10 @@ class Projector:
             log.warning("offset commit failed (%s); the batch will be redelivered", exc)
 
     async def _store_isolating(
-        self, pairs: list[tuple[RunEvent, Any]], stop: asyncio.Event, letters: list[Outgoing]
+        self,
+        pairs: list[tuple[RunEvent | BatchEvent, Any]],
+        stop: asyncio.Event,
+        letters: list[Outgoing],
     ) -> bool:
         """Store the batch; if it holds a record the database refuses, store the rest.
 
@@ -207,8 +219,8 @@ class Projector:
                 event, record = pairs[0]
                 EVENTS.labels("refused").inc()
                 log.error(
-                    "run %s event %s refused by PostgreSQL (%s: %s); dead-lettered",
-                    event.run_id,
+                    "%s event %s refused by PostgreSQL (%s: %s); dead-lettered",
+                    _name(event),
                     event.seq,
                     type(exc).__name__,
                     exc,
@@ -239,13 +251,17 @@ class Projector:
             log.error("start requests could not be archived (%s: %s)", type(exc).__name__, exc)
             return True
 
-    async def _store(self, events: list[RunEvent], stop: asyncio.Event) -> BatchResult | None:
+    async def _store(
+        self, events: list[RunEvent | BatchEvent], stop: asyncio.Event
+    ) -> BatchResult | None:
         """Store ``events``, waiting out an unavailable database; None when stopping.
 
         Raises what the database says about the events themselves (a poison record).
         """
         started = time.perf_counter()
-        result = await self._with_database(lambda conn: store_batch(conn, events), stop)
+        runs = [e for e in events if not isinstance(e, BATCH_EVENT_CLASSES)]
+        logs = [e for e in events if isinstance(e, BATCH_EVENT_CLASSES)]
+        result = await self._with_database(lambda conn: store_batch(conn, runs, logs), stop)
         if result is not None:
             BATCH_SECONDS.observe(time.perf_counter() - started)
             self._account(events, result)
@@ -279,7 +295,7 @@ class Projector:
                 self.waiting_for_database = False
             return result
 
-    def _account(self, events: list[RunEvent], result: BatchResult) -> None:
+    def _account(self, events: list[RunEvent | BatchEvent], result: BatchResult) -> None:
         EVENTS.labels("archived").inc(result.archived)
         EVENTS.labels("duplicate").inc(result.received - result.archived)
         ROWS.inc(result.projected_rows)
@@ -289,10 +305,18 @@ class Projector:
         for conflict in result.conflicts:
             CONFLICTS.inc()
             log.error(
-                "run %s seq %s: event %s conflicts with archived event %s; the archive keeps "
+                "%s %s seq %s: event %s conflicts with archived event %s; the archive keeps "
                 "the first",
+                conflict.kind,
                 conflict.run_id,
                 conflict.seq,
                 conflict.offered,
                 conflict.stored,
             )
+
+
+def _name(event: RunEvent | BatchEvent) -> str:
+    """``run <id>`` or ``batch <id>``, for the log."""
+    if isinstance(event, BATCH_EVENT_CLASSES):
+        return f"batch {event.batch_id}"
+    return f"run {event.run_id}"

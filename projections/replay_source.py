@@ -1,19 +1,23 @@
 """Archived runs back onto Kafka: the replay topic, keyed and ordered, marked as replay.
 
 Works from the archive alone, so a run whose original topics are gone (the embedded broker
-keeps nothing across restarts) can still be streamed to any subscriber.
+keeps nothing across restarts) can still be streamed to any subscriber. After such a
+restart, `oriole up` also puts back what the workers need to carry on: the logs of
+unfinished runs and batches, checkpoints, and start requests that never became runs.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from oriole.batch_events import BatchEvent, BatchRunEnded, RunEnded, batch_of_run
 from oriole.checkpoint import RunCheckpoint
-from oriole.events import RunEvent, dump_run_event
+from oriole.events import FieldProblem, RunEvent, RunFinished, dump_run_event
 from oriole.kafka import ensure_topics
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.codec import (
@@ -26,8 +30,11 @@ from oriole.kafka.codec import (
 )
 from oriole.kafka.topics import Topics
 from oriole.origin import origin_digest
+from projections.batch_rows import has_ended, unended_attempts
+from projections.batch_store import UNFINISHED_BATCHES, batch_events_of
+from projections.rows import event_from_archive
 from projections.start_requests import unstarted_requests
-from projections.store import run_events_of
+from projections.store import ARCHIVE_COLUMNS, run_events_of
 
 #: Header naming one replay, so a subscriber can tell two replays of the same run apart.
 REPLAY_ID_HEADER = "oriole-replay-id"
@@ -156,3 +163,110 @@ async def republish_unstarted_requests(
     finally:
         await stop_quietly(producer)
     return published
+
+
+async def restore_unfinished_batches(
+    pool: Any, bootstrap_servers: str, topics: Topics
+) -> list[str]:
+    """Put the archived logs of unfinished batches back on a fresh, empty broker.
+
+    Called by `oriole up` beside :func:`restore_unfinished_runs`, before the workers start.
+    Every batch whose archived log has neither ``batch.finished`` nor ``batch.rejected`` gets
+    its log back on the batch events topic (in seq order, keyed by batch id), so a batch
+    scheduler folds it and carries on. An attempt it launched whose end never made it into
+    the log, while the archive knows how the run ended (its ``run.finished``, or the
+    rejection of its start), gets a ``batch.run_ended`` on the batch commands topic: the
+    forwarder that would have sent it read a log the broker has forgotten. Returns the
+    batch ids.
+    """
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(UNFINISHED_BATCHES)
+        logs = [await batch_events_of(conn, row["batch_id"]) for row in rows]
+        logs = [events for events in logs if events and not has_ended(events)]
+        unended = [run_id for events in logs for run_id in unended_attempts(events)]
+        # Runs that finished before their launch reached the archive: the scheduler launches
+        # them again, is told "duplicate run id", and learns their end only from here.
+        unended += await _finished_unlogged(conn, logs, set(unended))
+        ends = await _archived_ends(conn, unended)
+    if not logs:
+        return []
+    await ensure_topics(bootstrap_servers, topics.specs)
+    producer = make_producer(bootstrap_servers, client_id="oriole-restore")
+    await producer.start()
+    try:
+        pending = []
+        for events in logs:
+            for event in events:
+                out = encode(topics.batches_events, event, event.batch_id)
+                pending.append(
+                    await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                )
+        for notice in ends:
+            out = encode(topics.batches_commands, notice, notice.batch_id)
+            pending.append(
+                await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+            )
+        for future in pending:
+            await future
+    finally:
+        await stop_quietly(producer)
+    return [events[0].batch_id for events in logs]
+
+
+_FINISHED_OF_BATCHES = """
+    SELECT DISTINCT run_id FROM run_events
+     WHERE type = 'run.finished'
+       AND run_id ^@ ANY($1::text[])"""
+
+
+async def _finished_unlogged(conn: Any, logs: list[list[BatchEvent]], known: set[str]) -> list[str]:
+    """Archived finished runs of these batches whose end their logs do not hold."""
+    prefixes = [f"{events[0].batch_id}:" for events in logs]
+    if not prefixes:
+        return []
+    ended = {
+        event.payload.run_id for events in logs for event in events if isinstance(event, RunEnded)
+    }
+    rows = await conn.fetch(_FINISHED_OF_BATCHES, prefixes)
+    return sorted(
+        row["run_id"]
+        for row in rows
+        if row["run_id"] not in ended
+        and row["run_id"] not in known
+        and batch_of_run(row["run_id"]) is not None
+    )
+
+
+_RUN_ENDS = f"""
+    SELECT {", ".join(ARCHIVE_COLUMNS)} FROM run_events
+     WHERE run_id = ANY($1::text[]) AND type = 'run.finished'"""
+_REFUSED_STARTS = """
+    SELECT DISTINCT ON (run_id) run_id, problems FROM start_requests s
+     WHERE run_id = ANY($1::text[]) AND rejected_at IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM run_events v WHERE v.run_id = s.run_id)
+     ORDER BY run_id, rejected_at"""
+
+
+async def _archived_ends(conn: Any, run_ids: list[str]) -> list[BatchRunEnded]:
+    """A ``batch.run_ended`` for each of ``run_ids`` whose end the archive knows."""
+    if not run_ids:
+        return []
+    finished: dict[str, BatchRunEnded] = {}
+    for record in await conn.fetch(_RUN_ENDS, run_ids):
+        event = event_from_archive(record)
+        batch_id = batch_of_run(event.run_id)
+        if isinstance(event, RunFinished) and batch_id is not None:
+            finished[event.run_id] = BatchRunEnded(
+                batch_id=batch_id, run_id=event.run_id, finished=event.payload
+            )
+    for record in await conn.fetch(_REFUSED_STARTS, run_ids):
+        run_id, batch_id = record["run_id"], batch_of_run(record["run_id"])
+        if run_id in finished or batch_id is None:
+            continue
+        try:
+            problems = [FieldProblem.model_validate(p) for p in json.loads(record["problems"])]
+        except (TypeError, ValueError):
+            continue  # not a rejection this version can read
+        if problems:
+            finished[run_id] = BatchRunEnded(batch_id=batch_id, run_id=run_id, problems=problems)
+    return [finished[run_id] for run_id in run_ids if run_id in finished]

@@ -5,6 +5,8 @@ archived yet, else through a temporary stage and ``INSERT ... ON CONFLICT DO NOT
 only the events that were new are projected. A redelivered batch therefore changes nothing,
 and the projection statements are idempotent on their own as well (conflict-free inserts,
 updates guarded by sequence number), so projecting the same events twice is harmless too.
+Batch events (:mod:`projections.batch_store`) are archived and projected in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import Any
 
 import asyncpg
 
+from oriole.batch_events import BatchEvent
 from oriole.events import RunEvent
+from projections.batch_store import (
+    BATCH_PROJECTION_TABLES,
+    archived_batch_events,
+    project_batch_events,
+    store_batch_events,
+)
 from projections.rows import (
     EventKey,
     ProjectionRows,
@@ -111,12 +120,16 @@ PROJECTION_TABLES = ("agent_actions", "model_calls", "experiments", "mazes")
 
 @dataclass(frozen=True, slots=True)
 class ArchiveConflict:
-    """An event whose (run, seq) or event id is already archived as a different event."""
+    """An event whose (run, seq) or event id is already archived as a different event.
+
+    ``kind`` is ``run`` (``run_id`` is a run id) or ``batch`` (a batch id).
+    """
 
     run_id: str
     seq: int
     offered: str
     stored: str
+    kind: str = "run"
 
 
 @dataclass
@@ -230,9 +243,11 @@ async def project_events(conn: Any, events: Sequence[RunEvent]) -> tuple[int, li
     return await write_projections(conn, rows), rows.problems
 
 
-async def store_batch(conn: Any, events: Sequence[RunEvent]) -> BatchResult:
-    """Archive and project one batch in one transaction."""
-    result = BatchResult(received=len(events))
+async def store_batch(
+    conn: Any, events: Sequence[RunEvent], batch_events: Sequence[BatchEvent] = ()
+) -> BatchResult:
+    """Archive and project one batch of run events and batch events in one transaction."""
+    result = BatchResult(received=len(events) + len(batch_events))
     async with conn.transaction():
         new_keys, result.conflicts = await archive(conn, events)
         fresh = [e for e in events if (e.run_id, e.seq) in new_keys]
@@ -241,6 +256,12 @@ async def store_batch(conn: Any, events: Sequence[RunEvent]) -> BatchResult:
         unique.sort(key=lambda e: (e.run_id, e.seq))
         result.archived = len(unique)
         result.projected_rows, result.problems = await project_events(conn, unique)
+        if batch_events:
+            stored = await store_batch_events(conn, batch_events)
+            result.archived += stored.archived
+            result.projected_rows += stored.rows
+            result.problems += stored.problems
+            result.conflicts += [ArchiveConflict(*c, kind="batch") for c in stored.conflicts]
     return result
 
 
@@ -280,17 +301,24 @@ class RebuildResult:
 
 
 async def rebuild_projections(pool: Any, *, chunk: int = 5000) -> RebuildResult:
-    """Empty every projection and refill it from the archive in one transaction.
+    """Empty every projection and refill it from the archives (run and batch events) in
+    one transaction.
 
     Readers see the old projections until it commits.
     """
     result = RebuildResult()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+        tables = (*PROJECTION_TABLES, *BATCH_PROJECTION_TABLES)
+        await conn.execute(f"TRUNCATE {', '.join(tables)}")
         async with pool.acquire() as reader, reader.transaction(isolation="repeatable_read"):
             async for events in archived_events(reader, chunk):
                 result.events_read += len(events)
                 written, problems = await project_events(conn, events)
+                result.rows_written += written
+                result.problems.extend(problems)
+            async for logs in archived_batch_events(reader, chunk):
+                result.events_read += len(logs)
+                written, problems = await project_batch_events(conn, logs)
                 result.rows_written += written
                 result.problems.extend(problems)
     return result

@@ -131,7 +131,10 @@ async def read_checkpoints(
     found: dict[int, RunCheckpoint] = {}
     if not wanted:
         return found
-    async with _reader(bootstrap_servers, wanted, f"{client_id}-checkpoint") as (reader, ends):
+    async with partition_reader(bootstrap_servers, wanted, f"{client_id}-checkpoint") as (
+        reader,
+        ends,
+    ):
         remaining = {tp for tp in wanted if ends[tp] > 0}
         for tp in remaining:
             reader.seek(tp, ends[tp] - 1)
@@ -150,7 +153,7 @@ async def read_checkpoints(
 
 
 @contextlib.asynccontextmanager
-async def _reader(
+async def partition_reader(
     bootstrap_servers: str, wanted: list[TopicPartition], client_id: str
 ) -> AsyncIterator[tuple[Any, dict[TopicPartition, int]]]:
     """A consumer outside any group, assigned ``wanted``, with their end offsets now."""
@@ -201,7 +204,10 @@ async def rebuild(
     if not wanted:
         return runs, {}
     checkpoints = checkpoints or {}
-    async with _reader(bootstrap_servers, wanted, f"{client_id}-rebuild") as (reader, ends):
+    async with partition_reader(bootstrap_servers, wanted, f"{client_id}-rebuild") as (
+        reader,
+        ends,
+    ):
         for tp in wanted:
             checkpoint = checkpoints.get(tp.partition)
             if checkpoint is not None and checkpoint.next_offset > ends[tp]:

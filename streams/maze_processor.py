@@ -30,7 +30,13 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, Rejected, admit
 from oriole.errors import RuleError, ValidationError
-from oriole.events import ExperimentRejected, FieldProblem, RunEvent, RunStarted
+from oriole.events import (
+    DUPLICATE_RUN_ID,
+    ExperimentRejected,
+    FieldProblem,
+    RunEvent,
+    RunStarted,
+)
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
 from oriole.kafka.codec import (
@@ -390,8 +396,8 @@ class MazeProcessor:
             return True
         metrics.COMMANDS.labels(command.type, "duplicate").inc()
         reason = (
-            f"run {run_id} already exists ({status}); a run id names exactly one run: "
-            "choose a new run id (or leave it out)"
+            f"{DUPLICATE_RUN_ID}: run {run_id} already exists ({status}); a run id names "
+            "exactly one run: choose a new run id (or leave it out)"
         )
         raw = command.request.model_dump_json().encode()
         self._reject(run_id, [("run_id", reason)], raw, command.origin)

@@ -1,6 +1,7 @@
-"""One worker process: the maze processor and the agent runner, side by side.
+"""One worker process: the maze processor, the agent runner, the batch scheduler and the
+run-end forwarder, side by side.
 
-Either one failing stops the other and the worker exits with the error, so a supervisor
+Any one failing stops the others and the worker exits with the error, so a supervisor
 (or `oriole up`) sees it; another worker of the same groups takes over its partitions and
 rebuilds the runs from the event log.
 """
@@ -16,6 +17,8 @@ from oriole.kafka.topics import Topics
 from oriole.maze import Maze
 from providers.factory import ConfiguredAgentFactory, allowed_endpoints
 from streams.agent_runner import AgentRunner
+from streams.batch_forwarder import BatchForwarder
+from streams.batch_scheduler import BatchScheduler
 from streams.maze_processor import MazeProcessor
 
 
@@ -24,6 +27,8 @@ class Worker:
     processor: MazeProcessor
     runner: AgentRunner
     agents: ConfiguredAgentFactory
+    batches: BatchScheduler
+    forwarder: BatchForwarder
 
     @classmethod
     def create(
@@ -51,17 +56,31 @@ class Worker:
             max_concurrency=settings.max_concurrent_runs,
             redact=agents.redactor,
         )
-        return cls(processor, runner, agents)
+        batches = BatchScheduler(
+            bootstrap_servers=bootstrap_servers,
+            topics=topics,
+            find_maze=find_maze,
+            prices=agents.prices,
+            endpoints=allowed_endpoints(settings),
+            client_id=settings.kafka_client_id,
+        )
+        forwarder = BatchForwarder(
+            bootstrap_servers=bootstrap_servers, topics=topics, client_id=settings.kafka_client_id
+        )
+        return cls(processor, runner, agents, batches, forwarder)
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.processor.run(stop), name="maze processor")
                 group.create_task(self.runner.run(stop), name="agent runner")
+                group.create_task(self.batches.run(stop), name="batch scheduler")
+                group.create_task(self.forwarder.run(stop), name="batch forwarder")
         finally:
             await self.agents.close()
 
     async def wait_ready(self) -> None:
-        """Until both have partitions assigned and their runs rebuilt."""
+        """Until each has partitions assigned and its runs (and batches) rebuilt."""
         await self.processor.ready.wait()
         await self.runner.ready.wait()
+        await self.batches.ready.wait()

@@ -186,6 +186,7 @@ def test_audit_records_name_the_outcome() -> None:
         "time",
         "action",
         "run_id",
+        "batch_id",
         "token_name",
         "client",
         "status",

@@ -1,9 +1,10 @@
-"""`oriole.schemas`: a JSON Schema for every message Oriole reads or writes on Kafka."""
+"""`oriole.schemas`: a JSON Schema for every message Oriole reads or writes, and the batch spec."""
 
 from __future__ import annotations
 
 from typing import get_args
 
+from oriole.batch_spec import BatchSpec
 from oriole.intents import StartCommand
 from oriole.kafka.codec import Command
 from oriole.schemas import SCHEMAS, json_schemas
@@ -16,7 +17,7 @@ def test_every_command_on_the_command_topic_has_a_schema() -> None:
     kinds = {
         schema["properties"]["type"]["const"]
         for schema in json_schemas().values()
-        if "properties" in schema
+        if "type" in schema.get("properties", {})
     }
     assert kinds >= {"run.start", "agent.intent", "agent.failure", "run.cancel"}
 
@@ -31,3 +32,24 @@ def test_the_start_command_schema_embeds_the_start_event() -> None:
     target = schema["properties"]["request"]["$ref"].rsplit("/", 1)[-1]
     assert target == "ExperimentStart"
     assert "agent" in schema["$defs"][target]["required"]
+
+
+def test_the_batch_spec_schema_is_exported() -> None:
+    assert SCHEMAS["batch-spec"] is BatchSpec
+    schema = json_schemas()["batch-spec"]
+    assert schema["$id"] == "https://oriole.dev/schemas/batch-spec.schema.json"
+    assert schema["title"] == "BatchSpec"
+    assert set(schema["required"]) == {"name", "agents", "mazes"}
+    assert schema["additionalProperties"] is False
+    properties = schema["properties"]
+    assert properties["name"]["description"]
+    # an agent is a name or an object; a maze one of three kinds; starts one or a list
+    assert len(properties["agents"]["items"]["oneOf"]) == 2
+    assert len(properties["mazes"]["items"]["oneOf"]) == 3
+    single, many = properties["starts"]["anyOf"]
+    assert many["type"] == "array" and many["items"] == single
+    # the sweep takes exactly the model options, each as a list of values
+    sweep = schema["$defs"]["OptionSweep"]["properties"]
+    assert set(sweep) == set(schema["$defs"]["ModelOptions"]["properties"])
+    temperature = sweep["temperature"]["anyOf"][0]
+    assert temperature["type"] == "array" and temperature["items"]["maximum"] == 2

@@ -25,6 +25,8 @@ EXPECTED_SUFFIXES = [
     "runs.checkpoints",
     "deadletter",
     "audit",
+    "batches.commands",
+    "batches.events",
 ]
 
 

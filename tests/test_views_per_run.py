@@ -244,8 +244,11 @@ def test_batch_monitor(views_db: str) -> None:
                 "labels", "num_ctx", "temperature"]  # fmt: skip
     stamps = ["started_at", "last_action_at", "completed_at", "stop_reason", "error_class",
               "error_message"]  # fmt: skip
+    # Migration 5 added the run's batch, cell and repetition (NULL: not a batch's run).
+    batch = ["batch_id", "cell", "repetition"]
     columns = view_columns(views_db, "v_batch_monitor")
-    assert sorted(columns) == sorted([*identity, "status", *MONITOR_FIGURES, *stamps])
+    assert sorted(columns) == sorted([*identity, "status", *MONITOR_FIGURES, *stamps, *batch])
+    assert columns[-3:] == batch
     rows = fetch_rows(views_db, "SELECT * FROM v_batch_monitor ORDER BY started_at DESC, run_id")
     # newest first: the two running runs, then r5, r3 (04:30 UTC on the 11th), r2, r1
     assert [r["run_id"] for r in rows] == [
@@ -276,6 +279,7 @@ def test_batch_monitor(views_db: str) -> None:
             "error_class": run.error[0] if run.error else None,
             "error_message": run.error[1] if run.error else None,
             **figures,
+            **dict.fromkeys(batch),
         }
     check_rows(rows, expected, "run_id")
 

@@ -11,7 +11,7 @@ import click
 import typer
 from rich.markup import escape
 
-from oriole.cli import data, mazes, prompts, run, serve, watch
+from oriole.cli import batch, data, mazes, prompts, run, serve, watch
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(mazes.app, name="mazes")
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(batch.app, name="batch")
 app.command("up")(serve.up)
 app.command("worker")(serve.worker)
 app.command("projector")(serve.projector)
@@ -41,7 +42,8 @@ app.add_typer(data.projections_app, name="projections")
 def schema(
     folder: Annotated[Path, typer.Argument(help="Folder to write the *.schema.json files to.")],
 ) -> None:
-    """Write the JSON Schemas of every event Oriole reads or writes."""
+    """Write the JSON Schemas of every event and command Oriole reads or writes, and of the
+    batch spec."""
     folder.mkdir(parents=True, exist_ok=True)
     for stem, document in json_schemas().items():
         target = folder / f"{stem}.schema.json"

@@ -40,7 +40,11 @@ from oriole.kafka import EmbeddedBroker, prepare_clients
 from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
 from projections.database import Database, open_database, redact
-from projections.replay_source import republish_unstarted_requests, restore_unfinished_runs
+from projections.replay_source import (
+    republish_unstarted_requests,
+    restore_unfinished_batches,
+    restore_unfinished_runs,
+)
 from streams.worker import Worker
 
 log = logging.getLogger("oriole.cli")
@@ -132,6 +136,8 @@ async def _serve(
     if broker is not None:
         restored = await restore_unfinished_runs(db.pool, services.bootstrap_servers, topics)
         _report("Restored", "unfinished run(s) from the archive", restored)
+        batches = await restore_unfinished_batches(db.pool, services.bootstrap_servers, topics)
+        _report("Restored", "unfinished batch(es) from the archive", batches)
         requested = await republish_unstarted_requests(db.pool, services.bootstrap_servers, topics)
         _report("Published again", "start request(s) that never became runs", requested)
     _print_banner(current, info, topics, broker, bridge, db, stack_file)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT",
+    "BATCHES_COMMANDS",
+    "BATCHES_EVENTS",
     "DEADLETTER",
     "EXPERIMENTS_REJECTED",
     "EXPERIMENTS_START",
@@ -61,6 +63,8 @@ RUNS_REPLAY: Final = "runs.replay"
 RUNS_CHECKPOINTS: Final = "runs.checkpoints"
 DEADLETTER: Final = "deadletter"
 AUDIT: Final = "audit"
+BATCHES_COMMANDS: Final = "batches.commands"
+BATCHES_EVENTS: Final = "batches.events"
 
 #: Keep records forever (a real Kafka would otherwise drop them after 7 days), and refuse
 #: messages over Oriole's limit at the broker (Kafka enforces it; the embedded broker does
@@ -130,6 +134,12 @@ _CATALOGUE: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     (DEADLETTER, "original key", "Poison messages with the error and the original bytes."),
     (AUDIT, "run id", "The gateway's audit trail: who started or cancelled which run."),
+    (
+        BATCHES_COMMANDS,
+        "batch id",
+        "Batch requests and cancels from clients, and the ends of batch runs (forwarded).",
+    ),
+    (BATCHES_EVENTS, "batch id", "Each batch's event log, written by its scheduler."),
 )
 
 
@@ -189,6 +199,14 @@ class Topics:
     @property
     def audit(self) -> str:
         return self.name(AUDIT)
+
+    @property
+    def batches_commands(self) -> str:
+        return self.name(BATCHES_COMMANDS)
+
+    @property
+    def batches_events(self) -> str:
+        return self.name(BATCHES_EVENTS)
 
     @property
     def specs(self) -> tuple[TopicSpec, ...]:
