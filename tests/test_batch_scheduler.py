@@ -189,3 +189,46 @@ async def test_a_spec_with_bad_cells_launches_nothing_and_names_each(
     fields = " ".join(p.field for p in rejected.payload.problems)
     assert "agents[1]" in fields
     assert "mazes[1]" in fields
+
+
+async def test_a_usd_budget_stops_launching_and_spends_at_most_one_run_more(
+    kafka_broker: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    from tests.fake_llm import FakeOpenAI
+
+    async with FakeOpenAI() as fake:
+        stack = await make_stack(
+            tmp_path,
+            kafka_broker,
+            topic_prefix,
+            openai_endpoints=[fake.url],
+            openai_api_key="sk-test-not-a-secret",
+            llm_backoff_base_seconds=0.01,
+            llm_backoff_max_seconds=0.05,
+        )
+        spec = {
+            "batch_id": "budget-1",
+            "name": "priced model under a budget",
+            "agents": [{"agent": "openai:gpt-4o-mini", "options": {"temperature": 0.7}}],
+            "mazes": [{"generator": "backtracker", "width": 21, "height": 21, "seeds": [5]}],
+            "repetitions": 12,
+            "limits": {"max_actions": 6, "max_footsteps": None},
+            "caps": {"max_in_flight": 4},
+            "budget": {"usd": 0.002},
+        }
+        async with (
+            running_worker(stack),
+            TopicReader(kafka_broker, stack.topics.batches_events) as log,
+        ):
+            await request(stack, spec)
+            await log.until(ended("budget-1"), timeout=2 * EVENT_TIMEOUT)
+    events = batch_log(log.records, "budget-1")
+    finish = events[-1]
+    assert isinstance(finish, BatchFinished), finish
+    assert finish.payload.stop_reason == "budget", finish.payload.detail
+    assert "the next run could spend up to $" in finish.payload.detail
+    costs = [e.payload.cost_usd for e in events if isinstance(e, RunEnded)]
+    assert costs and all(cost > 0 for cost in costs)
+    assert len(costs) < 12
+    assert sum(costs) <= 0.002 + max(costs) + 1e-12
+    assert finish.payload.counts.spent_usd == pytest.approx(sum(costs))
