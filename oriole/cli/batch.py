@@ -87,6 +87,11 @@ def run(
         )
 
     state = asyncio.run(publish())
+    if state is not None and not json_output:  # the live display already shows the end
+        console.print()
+        if state.rejected:
+            raise typer.Exit(2)
+        return
     if state is None:
         if json_output:
             print_json({"batch_id": request.batch_id, "runs": len(plan.order), "published": True})

@@ -87,9 +87,12 @@ def render_batch(state: BatchState, budget: Any = None) -> Group:
             str(budget.get("tokens") or ""),
         ]
         spend += f" of {' / '.join(x for x in limits if x)}"
+    running = f"{counts.in_flight} running"
+    if state.finished is not None and counts.in_flight:
+        running = f"{counts.in_flight} were running when it ended"
     parts.append(
         Text(
-            f"{counts.finished}/{counts.planned} done · {counts.in_flight} running · "
+            f"{counts.finished}/{counts.planned} done · {running} · "
             f"{counts.failed} failed · {counts.succeeded} found the goal · {spend}{_eta(state)}"
         )
     )
