@@ -108,7 +108,7 @@ async def _main() -> dict[str, Any]:
         broker = EmbeddedBroker(log_dir=Path(scratch))
         await broker.start()
         try:
-            prepare_clients(True, faust=False)
+            prepare_clients(True)
             single = await _measure(broker.bootstrap_servers, Path(scratch) / "a", 1)
             fifty = await _measure(broker.bootstrap_servers, Path(scratch) / "b", 50)
         finally:

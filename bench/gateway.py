@@ -338,7 +338,7 @@ async def _run() -> dict[str, Any]:
             broker = EmbeddedBroker(log_dir=Path(scratch))
             await broker.start()
             try:
-                prepare_clients(True, faust=False)
+                prepare_clients(True)
                 return await _measure(broker.bootstrap_servers, database, Path(scratch) / "home")
             finally:
                 await broker.stop()

@@ -115,7 +115,7 @@ async def _run(url: str, home: Path) -> dict[str, Any]:
     broker = EmbeddedBroker(log_dir=home / "logs")
     await broker.start()
     try:
-        prepare_clients(True, faust=False)
+        prepare_clients(True)
         bootstrap = broker.bootstrap_servers
         settings = load_settings(
             env_file=None,

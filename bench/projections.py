@@ -124,7 +124,7 @@ async def _publish(runs: list[list[RunEvent]]) -> float:
     broker = EmbeddedBroker()
     await broker.start()
     try:
-        prepare_clients(True, faust=False)
+        prepare_clients(True)
         topics = Topics(f"bench-{uuid.uuid4().hex[:6]}")
         started = time.perf_counter()
         for run in runs:

@@ -57,7 +57,7 @@ async def test_a_batch_carries_on_after_a_kill_9_of_the_whole_stack(tmp_path: Pa
     try:
         info = await up.started(PG_START_TIMEOUT + 60)
         assert info is not None and info.database_url is not None, up.log_text()[-3000:]
-        prepare_clients(True, faust=False)  # the stack's broker is the embedded Tansu
+        prepare_clients(True)  # the stack's broker is the embedded Tansu
         producer = make_producer(info.kafka_bootstrap_servers, client_id="test")
         await producer.start()
         try:

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.protocol.transaction import InitProducerIdRequest
 from aiokafka.structs import TopicPartition
 
-from oriole.kafka import TopicSpec, ensure_topics, faust_compat, prepare_clients, tansu_compat
+from oriole.kafka import TopicSpec, ensure_topics, prepare_clients, tansu_compat
 
 #: 111 records in 3 batches of 37: the last batch holds several records, which is what makes
 #: unpatched end offsets wrong (Tansu answers "base offset of the last batch + 1" = 75).
@@ -70,7 +69,6 @@ async def consumer(kafka_broker: str) -> AsyncIterator[AIOKafkaConsumer]:
 
 def test_patches_are_applied_once_and_only_for_the_embedded_broker(kafka_broker: str) -> None:
     assert tansu_compat.is_applied()
-    assert faust_compat.is_applied()
     build = InitProducerIdRequest.build
     classes = InitProducerIdRequest._CLASSES
     assert prepare_clients(True) is True  # again: idempotent
@@ -125,34 +123,6 @@ async def test_offsets_for_times_without_match_is_none(
     # A timestamp before every record still finds the first one.
     found = (await consumer.offsets_for_times({tp: 0}))[tp]
     assert found is not None and found.offset == 0
-
-
-# -- faust patch ---------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_faust_worker_consumer_waits_100_ms(kafka_broker: str) -> None:
-    import faust
-
-    faust_compat.apply()
-    app = faust.App(
-        "oriole-test-faust-compat",
-        broker=f"kafka://{kafka_broker}",
-        store="memory://",
-        web_enabled=False,
-    )
-    app.finalize()
-    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
-    patched = thread._create_worker_consumer(app.transport)
-    unpatched = type(thread)._create_worker_consumer.__oriole_original__(thread, app.transport)
-    try:
-        assert isinstance(patched, AIOKafkaConsumer)
-        assert patched._fetch_max_wait_ms == faust_compat.DEFAULT_FETCH_MAX_WAIT_MS == 100
-        assert unpatched._fetch_max_wait_ms == 1500  # faust's hard-coded value
-    finally:
-        await patched.stop()
-        await unpatched.stop()
-        thread.thread_loop.close()  # the consumer thread's loop, never started here
 
 
 # -- the same checks without the patches (separate process) --------------------------------

@@ -83,7 +83,7 @@ class Harness:
 
     async def start(self) -> None:
         await self.broker.start()
-        prepare_clients(True, faust=False)
+        prepare_clients(True)
         await ensure_topics(self.broker.bootstrap_servers, self.topics.specs)
         await asyncio.to_thread(self.pg.init)
         conn = await asyncpg.connect(self.pg.dsn, timeout=30)

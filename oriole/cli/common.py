@@ -43,7 +43,7 @@ def stack_connection() -> Connection:
     with `oriole up` starting its own broker, that applies the process-wide client patches.
     """
     current = connection(settings())
-    prepare_clients(current.tansu, faust=False)
+    prepare_clients(current.tansu)
     return current
 
 

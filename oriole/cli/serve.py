@@ -81,7 +81,7 @@ async def _up(current: Settings, stop: asyncio.Event, demo: bool) -> None:
             bridge = await RdkafkaBridge("127.0.0.1", broker.port).start()
         else:
             bootstrap = current.kafka_bootstrap_servers
-        prepare_clients(broker is not None or current.tansu_broker, faust=False)
+        prepare_clients(broker is not None or current.tansu_broker)
         services = Services(current, bootstrap, Topics.from_settings(current), catalogue())
         await services.join_broker()
         async with open_database(current) as db:

@@ -1,6 +1,6 @@
 """Kafka plumbing: the embedded broker, the topic catalogue and broker-specific client fixes.
 
-Call :func:`prepare_clients` once at start-up, before creating any Kafka client or faust app:
+Call :func:`prepare_clients` once at start-up, before creating any Kafka client:
 it applies the Tansu compatibility patches when (and only when) the embedded broker is used.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from oriole.kafka import faust_compat, tansu_compat
+from oriole.kafka import tansu_compat
 from oriole.kafka.embedded import EmbeddedBroker, EmbeddedBrokerError, find_tansu_binary
 from oriole.kafka.topics import TopicError, Topics, TopicSpec, ensure_topics, wait_for_broker
 
@@ -28,18 +28,15 @@ __all__ = [
 ]
 
 
-def prepare_clients(target: Settings | bool, *, faust: bool = True) -> bool:
+def prepare_clients(target: Settings | bool) -> bool:
     """Apply the client patches the broker in use needs; return True if any were applied.
 
     ``target`` is the settings (patches apply when ``settings.embedded_broker``) or a flag
     saying whether the embedded broker is used. With a real Kafka nothing is changed. The
-    patches are process-wide and idempotent; ``faust=False`` skips the faust patch (and the
-    faust import) in processes that run no faust app.
+    patches are process-wide and idempotent.
     """
     embedded = target if isinstance(target, bool) else target.embedded_broker
     if not embedded:
         return False
     tansu_compat.apply()
-    if faust:
-        faust_compat.apply()
     return True
