@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from gateway.feeds import PAGE_SIZE, ArchivedEvent, GapError, Session
@@ -25,15 +24,14 @@ from gateway.frames import (
     CLOSE_UNKNOWN_RUN,
     LiveEvent,
     Seam,
-    Undecodable,
     batch_event_frame,
     caught_up_frame,
     error_frame,
     finished_frame,
+    read_envelope,
 )
 from gateway.hub import Subscriber
 from oriole.batch_events import dump_batch_event
-from oriole.kafka.codec import UndecodableMessage, json_object
 from projections.batch_rows import TERMINAL_TYPES, batch_event_from_archive
 from projections.batch_store import BATCH_ARCHIVE_COLUMNS
 from projections.database import CONNECTION_ERRORS
@@ -53,24 +51,15 @@ def decode_live_batch(value: bytes | None) -> LiveEvent:
 
     Only the envelope is checked, so an event type added later still reaches the clients.
     """
-    if not value:
-        raise Undecodable("empty record")
-    try:
-        data = json_object(value)
-    except UndecodableMessage as exc:
-        raise Undecodable(str(exc)) from None
-    batch_id, seq, kind, when = (data.get(k) for k in ("batch_id", "seq", "type", "time"))
-    if not isinstance(batch_id, str) or not batch_id:
-        raise Undecodable("no batch_id")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise Undecodable("no valid seq")
-    if not isinstance(kind, str) or not isinstance(when, str):
-        raise Undecodable("no type or time")
-    try:
-        timestamp = datetime.fromisoformat(when).timestamp()
-    except ValueError:
-        raise Undecodable(f"bad time {when!r}") from None
-    return LiveEvent(batch_id, seq, kind, timestamp, batch_event_frame(value), None)
+    envelope = read_envelope(value, "batch_id")
+    return LiveEvent(
+        envelope.key,
+        envelope.seq,
+        envelope.type,
+        envelope.timestamp,
+        batch_event_frame(envelope.raw),
+        None,
+    )
 
 
 class BatchArchive:

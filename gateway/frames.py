@@ -101,21 +101,31 @@ class Undecodable(ValueError):
     """A record on the run events topic that is not a run event envelope."""
 
 
-def decode_live(value: bytes | None) -> LiveEvent:
-    """The envelope fields of a run event record, its frame and its all-runs summary.
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The fields every logged event has (a run's or a batch's), and the whole document."""
 
-    Only the envelope is checked (not the payload's schema), so an event type added later
-    still reaches the clients that know it.
-    """
+    key: str
+    seq: int
+    type: str
+    time: str
+    timestamp: float
+    data: dict[str, Any]
+    raw: bytes
+
+
+def read_envelope(value: bytes | None, key_field: str) -> Envelope:
+    """Check only the envelope (``key_field`` is ``run_id`` or ``batch_id``), not the
+    payload's schema, so an event type added later still reaches the clients that know it."""
     if not value:
         raise Undecodable("empty record")
     try:
         data = json_object(value)
     except UndecodableMessage as exc:
         raise Undecodable(str(exc)) from None
-    run_id, seq, kind, time = (data.get(k) for k in ("run_id", "seq", "type", "time"))
-    if not isinstance(run_id, str) or not run_id:
-        raise Undecodable("no run_id")
+    key, seq, kind, time = (data.get(k) for k in (key_field, "seq", "type", "time"))
+    if not isinstance(key, str) or not key:
+        raise Undecodable(f"no {key_field}")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise Undecodable("no valid seq")
     if not isinstance(kind, str) or not isinstance(time, str):
@@ -124,6 +134,14 @@ def decode_live(value: bytes | None) -> LiveEvent:
         timestamp = datetime.fromisoformat(time).timestamp()
     except ValueError:
         raise Undecodable(f"bad time {time!r}") from None
+    return Envelope(key, seq, kind, time, timestamp, data, value)
+
+
+def decode_live(value: bytes | None) -> LiveEvent:
+    """The envelope fields of a run event record, its frame and its all-runs summary."""
+    envelope = read_envelope(value, "run_id")
+    run_id, seq, kind, time = envelope.key, envelope.seq, envelope.type, envelope.time
+    timestamp, data = envelope.timestamp, envelope.data
     payload = data.get("payload")
     summary = run_summary(kind, payload if isinstance(payload, dict) else {}, time)
     summary_frame = (
@@ -140,7 +158,7 @@ def decode_live(value: bytes | None) -> LiveEvent:
             }
         )
     )
-    return LiveEvent(run_id, seq, kind, timestamp, event_frame(value), summary_frame)
+    return LiveEvent(run_id, seq, kind, timestamp, event_frame(envelope.raw), summary_frame)
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,10 @@ from oriole.schema_base import SCHEMA_VERSION, RunId, WireModel, utc_now
 #: and repetition in the ids of its runs).
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 BatchId = Annotated[str, Field(pattern=BATCH_ID_PATTERN, description="The batch's id.")]
-_BATCH_RUN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63}):[^:]+:r[0-9]+(:a[0-9]+)?$")
+_BATCH_RUN = re.compile(
+    r"^(?P<batch>[A-Za-z0-9][A-Za-z0-9_-]{0,63}):(?P<cell>[^:]+)"
+    r":r(?P<repetition>[0-9]+)(?::a(?P<attempt>[0-9]+))?$"
+)
 
 
 def new_batch_id() -> str:
@@ -42,10 +46,29 @@ def attempt_run_id(planned_run_id: str, attempt: int) -> str:
     return planned_run_id if attempt == 1 else f"{planned_run_id}:a{attempt}"
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRunPlace:
+    """Where a run sits in its batch, as its id says."""
+
+    batch_id: str
+    cell: str
+    repetition: int
+    attempt: int
+
+
+def batch_run_place(run_id: str) -> BatchRunPlace | None:
+    """The batch, cell, repetition and attempt of a batch run's id (None: not a batch run)."""
+    found = _BATCH_RUN.match(run_id)
+    if found is None:
+        return None
+    attempt = 1 if found["attempt"] is None else int(found["attempt"])
+    return BatchRunPlace(found["batch"], found["cell"], int(found["repetition"]), attempt)
+
+
 def batch_of_run(run_id: str) -> str | None:
     """The batch a run id belongs to, read from the id alone (None: not a batch's run)."""
-    found = _BATCH_RUN.match(run_id)
-    return found.group(1) if found else None
+    place = batch_run_place(run_id)
+    return None if place is None else place.batch_id
 
 
 class BatchStopReason(StrEnum):
@@ -197,7 +220,7 @@ BatchEvent = Annotated[
     BatchStarted | BatchRejected | RunLaunched | RunEnded | BatchProgress | BatchFinished,
     Field(discriminator="type"),
 ]
-BATCH_EVENT_TYPES: tuple[type[_Event], ...] = (
+BATCH_EVENT_TYPES = (
     BatchStarted,
     BatchRejected,
     RunLaunched,

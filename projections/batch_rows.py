@@ -10,12 +10,12 @@ folded into the row, and an attempt's end is written only once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from oriole.batch_events import (
+    BATCH_EVENT_TYPES,
     BatchEvent,
     BatchFinished,
     BatchProgress,
@@ -23,27 +23,16 @@ from oriole.batch_events import (
     BatchStarted,
     RunEnded,
     RunLaunched,
+    batch_run_place,
     parse_batch_event,
 )
 from oriole.errors import OrioleError
 from projections.rows import Row, to_json
 
 #: Every batch event class (for ``isinstance``: it narrows a union of run and batch events).
-BATCH_EVENT_CLASSES = (
-    BatchStarted,
-    BatchRejected,
-    RunLaunched,
-    RunEnded,
-    BatchProgress,
-    BatchFinished,
-)
+BATCH_EVENT_CLASSES = BATCH_EVENT_TYPES
 #: The event types after which a batch's log has ended.
 TERMINAL_TYPES = frozenset({"batch.finished", "batch.rejected"})
-
-#: ``BATCH:CELL:rN`` or ``BATCH:CELL:rN:aK``: the id of an attempt of a planned run, as
-#: `batch_run_id` and `attempt_run_id` (`oriole.batch_events`) make it.
-_ATTEMPT_ID = re.compile(r"^(?P<batch>[^:]+):(?P<cell>[^:]+):r(?P<rep>[0-9]+)(?::a[0-9]+)?$")
-
 
 class BatchProjectionError(OrioleError):
     """A batch event that cannot be projected (the archive keeps it anyway)."""
@@ -69,12 +58,12 @@ def batch_event_from_archive(record: Mapping[str, Any]) -> BatchEvent:
 
 def place_of(batch_id: str, run_id: str) -> tuple[str, int]:
     """The cell and repetition of a batch's run, read from its id (``BATCH:CELL:rN[:aK]``)."""
-    found = _ATTEMPT_ID.match(run_id)
-    if found is None or found["batch"] != batch_id:
+    place = batch_run_place(run_id)
+    if place is None or place.batch_id != batch_id:
         raise BatchProjectionError(
             f"batch {batch_id}: run id {run_id!r} is not BATCH:CELL:rN of this batch"
         )
-    return found["cell"], int(found["rep"])
+    return place.cell, place.repetition
 
 
 @dataclass(frozen=True, slots=True)

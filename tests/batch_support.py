@@ -29,6 +29,7 @@ from oriole.batch_events import (
     attempt_run_id,
     batch_run_id,
 )
+from oriole.batch_state import fold_batch
 from oriole.events import FieldProblem
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -128,16 +129,8 @@ class LogBuilder:
         return self
 
     def counts(self) -> BatchCounts:
-        return BatchCounts(
-            planned=len(self.planned),
-            launched=sum(self.attempts.values()),
-            finished=len(self.done),
-            succeeded=sum(1 for end in self.done.values() if end.success),
-            failed=sum(1 for end in self.done.values() if end.failed),
-            in_flight=len(self.in_flight),
-            spent_usd=round(self.spent_usd, 10),
-            spent_tokens=self.spent_tokens,
-        )
+        """As the scheduler counts: the core's fold of the log built so far."""
+        return fold_batch(self.batch_id, list(self.events)).counts()
 
 
 def finished_batch(batch_id: str) -> LogBuilder:
