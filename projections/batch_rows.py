@@ -34,6 +34,7 @@ BATCH_EVENT_CLASSES = BATCH_EVENT_TYPES
 #: The event types after which a batch's log has ended.
 TERMINAL_TYPES = frozenset({"batch.finished", "batch.rejected"})
 
+
 class BatchProjectionError(OrioleError):
     """A batch event that cannot be projected (the archive keeps it anyway)."""
 
