@@ -25,9 +25,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 TWO_HUNDRED = """
 name = "two hundred built-in runs"
 agents = ["frontier", "random"]
-mazes = [{ generator = "backtracker", width = 11, height = 11,
-           seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }]
 repetitions = 10
+
+[[mazes]]
+generator = "backtracker"
+width = 11
+height = 11
+seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 [limits]
 max_footsteps = 40
