@@ -38,7 +38,7 @@ from oriole.batch_events import (
 from oriole.batch_plan import BatchPlan, plan_batch
 from oriole.batch_rules import Launch, launches, run_ended
 from oriole.batch_rules import cancel as cancel_batch
-from oriole.batch_state import BatchState
+from oriole.batch_state import BatchLogGap, BatchState
 from oriole.events import FieldProblem
 from oriole.intents import CancelRequest
 from oriole.kafka.clients import make_consumer, make_producer, stop_quietly
@@ -118,8 +118,12 @@ class BatchScheduler:
         self.states, self.plans = {}, {}
         for batch_id, events in logs.items():
             state = BatchState(batch_id)
-            for event in events:
-                state.apply(event)
+            try:
+                for event in events:
+                    state.apply(event)
+            except BatchLogGap as exc:  # one broken log must not stop the other batches
+                log.error("batch %s cannot be folded (%s); left alone", batch_id, exc)
+                continue
             self.states[batch_id] = state
             if state.active and state.started is not None:
                 plan = await asyncio.to_thread(self._plan, state.started.spec, batch_id)
