@@ -84,6 +84,17 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
     return values
 
 
+def parse_labels(items: list[str], option: str = "--label") -> dict[str, str]:
+    """``key=value`` labels (values stay text), or a ValidationError naming the option."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValidationError(option, f"expected key=value, got {item!r}")
+        labels[key] = value
+    return labels
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout (no rich markup), so it can be piped."""
     console.file.write(json.dumps(data, indent=2) + "\n")

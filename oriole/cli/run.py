@@ -21,6 +21,7 @@ from oriole.cli.common import (
     console,
     err_console,
     parse_assignments,
+    parse_labels,
     parse_point,
     print_json,
     settings,
@@ -275,12 +276,7 @@ def run(
     }
     # Only what was given: a default stays the model's, so the schema's defaults apply.
     chosen = {key: {k: v for k, v in d.items() if v is not None} for key, d in given.items()}
-    labels: dict[str, str] = {}
-    for item in label or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError("--label", f"expected key=value, got {item!r}")
-        labels[key] = value
+    labels = parse_labels(label or [])
     origin = parse_point(start, "--start") if start else None
     endpoint_refused = None if endpoint is None else endpoint_problem(endpoint)
     if endpoint_refused is not None:

@@ -1,0 +1,172 @@
+"""Reports of a real batch (built-in agents, run by the scheduler's rules, stored by the
+projector's code): the figures match the archive, pairing is found, `oriole report` prints
+and exports them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from oriole.comparison.report import Selection, build_report
+from oriole.comparison.stats import wilson
+from oriole.errors import ValidationError
+from projections.migrate import migrate
+from projections.report_source import ReportRuns, load_report_runs
+from tests.report_support import archive_local_batch
+
+BATCH = "b-report-1"
+CLI_TIMEOUT = 300.0
+
+
+async def _prepare(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await archive_local_batch(conn, BATCH)
+    finally:
+        await conn.close()
+
+
+async def _load(dsn: str, **selection: Any) -> ReportRuns:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await load_report_runs(conn, **selection)
+    finally:
+        await conn.close()
+
+
+async def _experiments(dsn: str) -> dict[str, dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT run_id, goal_seen, footsteps, cost_usd FROM experiments")
+        return {row["run_id"]: dict(row) for row in rows}
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def batch_db(pg_template: str) -> Iterator[str]:
+    from tests import pg_support
+
+    name = pg_support.create_database(pg_template)
+    try:
+        dsn = pg_support.dsn_for(name)
+        asyncio.run(_prepare(dsn))
+        yield dsn
+    finally:
+        pg_support.drop_database(name)
+
+
+def test_the_report_matches_the_archive(batch_db: str) -> None:
+    runs = asyncio.run(_load(batch_db, batch_id=BATCH))
+    report = build_report(runs.records(), Selection(batch_id=BATCH), running=runs.running)
+    archived = asyncio.run(_experiments(batch_db))
+    assert report["runs"] == len(archived) == 24 and report["running"] == 0
+    assert report["factors"] == ["agent"]
+    assert [arm["arm"] for arm in report["arms"]] == ["frontier", "random"]
+    for row in report["run_rows"]:
+        stored = archived[row["run_id"]]
+        assert row["success"] == stored["goal_seen"]
+        assert row["footsteps"] == stored["footsteps"]
+        assert row["cost_usd"] == float(stored["cost_usd"])
+    for arm in report["arms"]:
+        mine = [archived[run_id] for run_id in arm["run_ids"]]
+        wins = sum(run["goal_seen"] for run in mine)
+        assert (arm["runs"], arm["successes"]) == (12, wins)
+        interval = wilson(wins, 12)
+        assert interval is not None
+        assert (arm["success"]["low"], arm["success"]["high"]) == (interval.low, interval.high)
+        steps = [run["footsteps"] for run in mine]
+        assert arm["metrics"]["footsteps"]["mean"] == pytest.approx(sum(steps) / 12)
+    # The batch ran every arm on the same places and repetitions: the comparison is paired.
+    (comparison,) = report["comparisons"]
+    assert comparison["paired"] and comparison["pairs"] == 12
+    assert comparison["success"]["test"] == "mcnemar-exact"
+    assert sum(map(sum, comparison["success"]["table"])) == 12
+    assert comparison["metrics"]["footsteps"]["test"] == "wilcoxon"
+    # Two mazes x two starts, each arm on each.
+    assert len(report["mazes"]) == 2
+    assert all(set(maze["arms"]) == {"frontier", "random"} for maze in report["mazes"])
+    # Path efficiency only for runs that saw the goal, and never above 1.
+    for row in report["run_rows"]:
+        if row["path_efficiency"] is not None:
+            assert row["success"] and 0 < row["path_efficiency"] <= 1
+
+
+def test_the_same_seed_gives_the_same_report_and_labels_select_the_same_runs(
+    batch_db: str,
+) -> None:
+    by_batch = asyncio.run(_load(batch_db, batch_id=BATCH))
+    by_label = asyncio.run(_load(batch_db, labels={"batch_id": BATCH, "project": "reports"}))
+    first = build_report(by_batch.records(), Selection(batch_id=BATCH, seed=5))
+    again = build_report(by_batch.records(), Selection(batch_id=BATCH, seed=5))
+    assert first == again
+    labelled = build_report(by_label.records(), Selection(labels={"project": "reports"}, seed=5))
+    assert sorted(r["run_id"] for r in labelled["run_rows"]) == sorted(
+        r["run_id"] for r in first["run_rows"]
+    )
+    assert labelled["arms"] == first["arms"]
+    other_seed = build_report(by_batch.records(), Selection(batch_id=BATCH, seed=6))
+    assert other_seed["arms"] != first["arms"]  # the bootstrap intervals moved
+
+
+def test_by_and_baseline_are_checked(batch_db: str) -> None:
+    records = asyncio.run(_load(batch_db, batch_id=BATCH)).records()
+    with pytest.raises(ValidationError) as caught:
+        build_report(records, Selection(by=["agent", "colour"]))
+    assert caught.value.field == "by" and "'colour'" in caught.value.reason
+    assert "agent" in caught.value.reason  # the factors there are
+    with pytest.raises(ValidationError) as caught:
+        build_report(records, Selection(baseline="gpt-9"))
+    assert caught.value.field == "baseline" and "'frontier'" in caught.value.reason
+    by_maze = build_report(records, Selection(by=["agent", "endpoint"], baseline="random · -"))
+    assert [c["b"] for c in by_maze["comparisons"]] == ["random · -"]
+
+
+def test_an_unknown_batch_is_not_found(batch_db: str) -> None:
+    assert asyncio.run(_load(batch_db, batch_id="b-nope")).found is False
+
+
+def _oriole(dsn: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORIOLE_")}
+    env |= {"ORIOLE_HOME": str(home), "ORIOLE_DATABASE_URL": dsn, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "oriole", "report", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
+
+
+def test_oriole_report_prints_tables_json_and_refuses_bad_selections(
+    batch_db: str, tmp_path: Path
+) -> None:
+    shown = _oriole(batch_db, tmp_path, BATCH)
+    assert shown.returncode == 0, shown.stderr
+    assert "24 finished runs" in shown.stdout
+    assert "frontier" in shown.stdout and "random" in shown.stdout
+    assert "mcnemar-exact" in shown.stdout and "Success by maze" in shown.stdout
+    as_json = _oriole(batch_db, tmp_path, BATCH, "--json", "--seed", "3")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["runs"] == 24 and document["seed"] == 3
+    assert "visits" not in document
+    unknown = _oriole(batch_db, tmp_path, "b-nope")
+    assert unknown.returncode != 0 and "no batch 'b-nope'" in unknown.stderr
+    neither = _oriole(batch_db, tmp_path)
+    assert neither.returncode != 0 and "--label" in neither.stderr
+    bad_by = _oriole(batch_db, tmp_path, BATCH, "--by", "agent,colour")
+    assert bad_by.returncode != 0 and "colour" in bad_by.stderr
+    bad_label = _oriole(batch_db, tmp_path, "--label", "no-equals-sign")
+    assert bad_label.returncode != 0 and "key=value" in bad_label.stderr
