@@ -76,6 +76,9 @@ class BatchStopReason(StrEnum):
     BUDGET = "budget"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    #: The ``sequential`` comparison reached its verdict (docs/batches.md): no run launched
+    #: after that, the runs in flight ended normally.
+    CONCLUSIVE = "conclusive"
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -205,10 +208,30 @@ class BatchProgress(_Event):
     payload: BatchCounts
 
 
+class ComparisonEvidence(WireModel):
+    """The ``sequential`` comparison of two arms when the batch finished: at its first
+    crossing of 1/alpha (conclusive), else over every pair that ended in plan order."""
+
+    arm_a: str
+    arm_b: str
+    wins_a: int = Field(ge=0, description="Discordant pairs where only arm A found the goal.")
+    wins_b: int = Field(ge=0, description="Discordant pairs where only arm B found the goal.")
+    concordant: int = Field(ge=0, description="Pairs where both arms or neither found it.")
+    left_out: int = Field(ge=0, description="Pairs left out because one of their runs failed.")
+    e_value: float = Field(ge=0)
+    alpha: float = Field(gt=0, lt=1)
+    conclusive: bool
+    better: str | None = Field(description="The arm that won more discordant pairs.")
+    summary: str
+
+
 class BatchFinishedPayload(WireModel):
     stop_reason: BatchStopReason
     detail: str
     counts: BatchCounts
+    evidence: ComparisonEvidence | None = Field(
+        default=None, description="Batches with the sequential option: the comparison."
+    )
 
 
 class BatchFinished(_Event):

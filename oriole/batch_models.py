@@ -19,6 +19,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from oriole.admission import endpoint_problem
 from oriole.batch_events import BatchId, new_batch_id
+from oriole.comparison.stopping import SequentialOption
 from oriole.experiment import (
     GameRules,
     MazeData,
@@ -322,6 +323,10 @@ class BatchSpec(WireModel):
     budget: BatchBudget | None = None
     max_retries: int = Field(
         default=1, ge=0, le=10, description="Relaunches of a run that failed with an error."
+    )
+    sequential: SequentialOption | None = Field(
+        default=None,
+        description="Stop launching runs once the comparison of two arms is conclusive.",
     )
 
     @field_validator("starts", mode="before")

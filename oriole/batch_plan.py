@@ -15,6 +15,7 @@ from typing import Any
 from oriole.admission import ANY_ENDPOINT, AllowedEndpoints
 from oriole.batch_rules import BatchPolicy, RunSlot
 from oriole.batch_spec import BatchRejected, expand_batch
+from oriole.comparison.stopping import SequentialDesign, sequential_design
 from oriole.experiment import ExperimentStart
 from oriole.llm.pricing import PriceTable
 from oriole.maze import Maze
@@ -42,13 +43,21 @@ def plan_batch(
     endpoints: AllowedEndpoints = ANY_ENDPOINT,
 ) -> BatchPlan | list[tuple[str, str]]:
     """The plan of ``spec`` under ``batch_id`` (the request's id wins over the spec's own),
-    or every problem with it."""
+    or every problem with it. The ``sequential`` option's arms are checked against the cells,
+    so only once the grid itself has no problem."""
     expanded = expand_batch(
         {**spec, "batch_id": batch_id}, find_maze=find_maze, prices=prices, endpoints=endpoints
     )
     if isinstance(expanded, BatchRejected):
         return expanded.problems
     parsed = expanded.spec
+    order = [(run.run_id, run.cell_id, run.repetition) for run in expanded.runs]
+    design: SequentialDesign | None = None
+    if parsed.sequential is not None:
+        found = sequential_design(parsed.sequential, expanded.cells, order)
+        if not isinstance(found, SequentialDesign):
+            return found
+        design = found
     budget = parsed.budget
     policy = BatchPolicy(
         max_in_flight=parsed.caps.max_in_flight,
@@ -57,6 +66,7 @@ def plan_batch(
         budget_usd=None if budget is None else budget.usd,
         budget_tokens=None if budget is None else budget.tokens,
         max_retries=parsed.max_retries,
+        sequential=design,
     )
     slots = {
         run.run_id: RunSlot(
@@ -72,7 +82,7 @@ def plan_batch(
     return BatchPlan(
         name=expanded.name,
         labels=dict(parsed.labels),
-        order=[(run.run_id, run.cell_id, run.repetition) for run in expanded.runs],
+        order=order,
         cells=expanded.cells,
         warnings=expanded.warnings,
         policy=policy,

@@ -23,6 +23,7 @@ from oriole.batch_events import (
     BatchProgress,
     BatchRunEnded,
     BatchStopReason,
+    ComparisonEvidence,
     RunEnded,
     RunEndedPayload,
     RunLaunched,
@@ -30,12 +31,14 @@ from oriole.batch_events import (
     attempt_run_id,
 )
 from oriole.batch_state import BatchState
+from oriole.comparison.sequential import Evidence
+from oriole.comparison.stopping import SequentialDesign, verdict
 from oriole.events import DUPLICATE_RUN_ID, StopReason
 
 
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    """The spec's caps, budget and retry limit, as the rules need them."""
+    """The spec's caps, budget, retry limit and sequential design, as the rules need them."""
 
     max_in_flight: int
     per_provider: Mapping[str, int] = field(default_factory=dict)
@@ -43,6 +46,8 @@ class BatchPolicy:
     budget_usd: float | None = None
     budget_tokens: int | None = None
     max_retries: int = 1
+    #: The ``sequential`` option: the pairs of runs its test walks (None: no early stop).
+    sequential: SequentialDesign | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,18 @@ def _base(state: BatchState, now: datetime) -> dict[str, Any]:
 def launches(
     state: BatchState, policy: BatchPolicy, slots: Mapping[str, RunSlot], now: datetime
 ) -> tuple[list[BatchEvent], list[Launch]]:
-    """Launch what the caps and the budget allow now; finish the batch when nothing is left."""
+    """Launch what the caps and the budget allow now; finish the batch when nothing is left.
+
+    Once the sequential comparison is conclusive nothing more is launched (retries
+    included); the runs in flight end normally, then the batch finishes.
+    """
     out: list[BatchEvent] = []
     chosen: list[Launch] = []
     if not state.active:
+        return out, chosen
+    evidence = comparison(state, policy)
+    if evidence is not None and evidence.conclusive:
+        out.extend(finish_if_done(state, policy, slots, now))
         return out, chosen
     running = [slots[planned] for planned in state.in_flight.values()]
     by_provider = Counter(slot.provider for slot in running)
@@ -211,28 +224,72 @@ def cancel(
 def finish_if_done(
     state: BatchState, policy: BatchPolicy, slots: Mapping[str, RunSlot], now: datetime
 ) -> list[BatchEvent]:
-    """``batch.finished`` once nothing is in flight and nothing more can be launched."""
+    """``batch.finished`` once nothing is in flight and nothing more can be launched (or
+    needs to be: the sequential comparison is conclusive)."""
     out: list[BatchEvent] = []
     if not state.active or state.in_flight:
         return out
+    evidence = comparison(state, policy)
+    counts = state.counts()
+    if evidence is not None and evidence.conclusive:
+        detail = f"{evidence.sentence()}; {counts.finished} of {counts.planned} planned runs done"
+        _finish(state, BatchStopReason.CONCLUSIVE, detail, now, out, evidence)
+        return out
+    verdict_note = "" if evidence is None else f"; {evidence.sentence()}"
     waiting = state.waiting()
     if not waiting:
-        counts = state.counts()
         if counts.failed == counts.planned and counts.planned:
-            _finish(state, BatchStopReason.FAILED, "every run failed", now, out)
+            detail = f"every run failed{verdict_note}"
+            _finish(state, BatchStopReason.FAILED, detail, now, out, evidence)
         else:
             detail = f"{counts.finished} runs done, {counts.succeeded} found the goal"
-            _finish(state, BatchStopReason.COMPLETED, detail, now, out)
+            _finish(state, BatchStopReason.COMPLETED, detail + verdict_note, now, out, evidence)
         return out
     refusal = budget_refusal(state, policy, slots, slots[waiting[0][0]])
     if refusal is not None:
-        detail = f"stopped launching with {len(waiting)} runs left: {refusal}"
-        _finish(state, BatchStopReason.BUDGET, detail, now, out)
+        detail = f"stopped launching with {len(waiting)} runs left: {refusal}{verdict_note}"
+        _finish(state, BatchStopReason.BUDGET, detail, now, out, evidence)
     return out
 
 
+def comparison(state: BatchState, policy: BatchPolicy) -> Evidence | None:
+    """The sequential comparison over the runs done so far (None: the batch has none).
+
+    Computed from ``state.done`` alone, so a state rebuilt from the log decides the same.
+    """
+    if policy.sequential is None:
+        return None
+    return verdict(policy.sequential, state.done)
+
+
 def _finish(
-    state: BatchState, reason: BatchStopReason, detail: str, now: datetime, out: list[BatchEvent]
+    state: BatchState,
+    reason: BatchStopReason,
+    detail: str,
+    now: datetime,
+    out: list[BatchEvent],
+    evidence: Evidence | None = None,
 ) -> None:
-    payload = BatchFinishedPayload(stop_reason=reason, detail=detail, counts=state.counts())
+    payload = BatchFinishedPayload(
+        stop_reason=reason,
+        detail=detail,
+        counts=state.counts(),
+        evidence=None if evidence is None else _wire(evidence),
+    )
     _emit(state, BatchFinished(**_base(state, now), payload=payload), out)
+
+
+def _wire(evidence: Evidence) -> ComparisonEvidence:
+    return ComparisonEvidence(
+        arm_a=evidence.arm_a,
+        arm_b=evidence.arm_b,
+        wins_a=evidence.wins_a,
+        wins_b=evidence.wins_b,
+        concordant=evidence.concordant,
+        left_out=evidence.left_out,
+        e_value=evidence.e_value,
+        alpha=evidence.alpha,
+        conclusive=evidence.conclusive,
+        better=evidence.better,
+        summary=evidence.sentence(),
+    )
