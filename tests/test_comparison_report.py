@@ -128,8 +128,15 @@ def test_by_and_baseline_are_checked(batch_db: str) -> None:
     with pytest.raises(ValidationError) as caught:
         build_report(records, Selection(baseline="gpt-9"))
     assert caught.value.field == "baseline" and "'frontier'" in caught.value.reason
-    by_maze = build_report(records, Selection(by=["agent", "endpoint"], baseline="random · -"))
-    assert [c["b"] for c in by_maze["comparisons"]] == ["random · -"]
+    with pytest.raises(ValidationError) as caught:
+        build_report(records, Selection(by=["maze", "colour"]))
+    assert "'maze': runs are matched on" in caught.value.reason
+    assert "no factor 'colour'" in caught.value.reason  # every problem at once
+    against = build_report(records, Selection(baseline="random"))
+    assert [(c["a"], c["b"]) for c in against["comparisons"]] == [("frontier", "random")]
+    by_endpoint = build_report(records, Selection(by=["agent", "endpoint"]))
+    assert by_endpoint["factors"] == ["agent", "endpoint"]  # unset endpoints are left out
+    assert [arm["arm"] for arm in by_endpoint["arms"]] == ["frontier", "random"]
 
 
 def test_an_unknown_batch_is_not_found(batch_db: str) -> None:

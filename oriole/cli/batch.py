@@ -1,9 +1,11 @@
-"""`oriole batch run|status|list|cancel`: A/B grids that the platform runs to their end.
+"""`oriole batch plan|run|status|list|cancel`: A/B grids that the platform runs to their end.
 
 `run` reads a TOML batch file, embeds the maze files it names, checks every cell with the
 same admission the scheduler uses (nothing is published when any cell is refused), and
 publishes one ``batch.request``; the batch scheduler in the workers does the rest, so the
 terminal may go away. `status` and `list` fold the batch event logs; `--wait` follows one.
+`plan` reads and checks the file as `run` does and says, before anything is spent, how many
+runs it makes and the smallest success-rate difference each pair of its arms can detect.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from oriole.batch_events import BatchCancel, BatchRequest, new_batch_id
 from oriole.batch_plan import BatchPlan, plan_batch
 from oriole.batch_spec import BatchFileError, load_batch_file, maze_files
 from oriole.batch_state import BatchState
-from oriole.cli.batch_display import follow_batch, print_batch, print_batches
+from oriole.cli.batch_display import follow_batch, print_batch, print_batches, print_power
 from oriole.cli.common import (
     catalogue,
     console,
@@ -28,7 +30,9 @@ from oriole.cli.common import (
     stack_connection,
     stack_topics,
 )
-from oriole.errors import MazeError, OrioleError
+from oriole.comparison.batch_power import batch_power, power_document, power_warning
+from oriole.comparison.power import DEFAULT_ALPHA, DEFAULT_BASELINE, DEFAULT_POWER
+from oriole.errors import MazeError, OrioleError, ValidationError
 from oriole.experiment import MazeData
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.codec import encode
@@ -68,7 +72,7 @@ def run(
     if print_request:
         console.file.write(request.model_dump_json() + "\n")
         return
-    for warning in plan.warnings:
+    for warning in run_warnings(plan):
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     conn = stack_connection()
     topics = stack_topics(conn)
@@ -102,6 +106,63 @@ def run(
             )
         return
     _report(state, json_output)
+
+
+@app.command("plan")
+def plan(
+    file: Annotated[Path, typer.Argument(help="The batch file (TOML, docs/batches.md).")],
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Two-sided significance level of the family.")
+    ] = DEFAULT_ALPHA,
+    power: Annotated[
+        float, typer.Option("--power", help="Chance of detecting a difference that exists.")
+    ] = DEFAULT_POWER,
+    baseline_rate: Annotated[
+        float,
+        typer.Option(
+            "--baseline-rate", help="One arm's expected success rate (0.5: outcomes vary most)."
+        ),
+    ] = DEFAULT_BASELINE,
+    json_output: JsonOpt = False,
+) -> None:
+    """Before anything is spent: the runs, the arms and the smallest difference in success
+    rate each comparison of two arms can detect. Publishes nothing; needs no stack."""
+    for option, value in (
+        ("--alpha", alpha),
+        ("--power", power),
+        ("--baseline-rate", baseline_rate),
+    ):
+        if not 0 < value < 1:
+            raise ValidationError(option, f"must be between 0 and 1 (exclusive), got {value:g}")
+    if power <= alpha:  # a test at level alpha "detects" even no difference that often
+        raise ValidationError("--power", f"must be above --alpha ({alpha:g}), got {power:g}")
+    document = read_batch_document(file)
+    checked = check_batch(document, str(document.get("batch_id") or new_batch_id()))
+    found = batch_power(
+        checked.cells, checked.order, alpha=alpha, power=power, baseline=baseline_rate
+    )
+    if json_output:
+        print_json(
+            {
+                "name": checked.name,
+                **power_document(found),
+                "warnings": checked.warnings,
+                "published": False,
+            }
+        )
+        return
+    print_power(checked.name, found)
+    for warning in [*checked.warnings, *filter(None, [power_warning(found)])]:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def run_warnings(plan: BatchPlan) -> list[str]:
+    """What `batch run` warns of: the plan's own warnings, then an underpowered batch
+    (at the defaults of `batch plan`)."""
+    underpowered = power_warning(batch_power(plan.cells, plan.order))
+    if underpowered is None:
+        return list(plan.warnings)
+    return [*plan.warnings, f"{underpowered} (`oriole batch plan FILE` shows every comparison)"]
 
 
 def read_batch_document(file: Path) -> dict[str, Any]:

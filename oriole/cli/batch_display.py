@@ -20,6 +20,8 @@ from rich.text import Text
 from oriole.batch_events import BatchFinished, BatchRejected, parse_batch_event
 from oriole.batch_state import BatchState
 from oriole.cli.common import console, err_console
+from oriole.comparison.arms import ARM_SEPARATOR
+from oriole.comparison.batch_power import BatchPower, difference_text
 from oriole.kafka.clients import make_consumer, stop_quietly
 from oriole.kafka.topics import Topics
 
@@ -172,5 +174,47 @@ def print_batches(states: list[BatchState]) -> None:
             f"{counts.finished}/{counts.planned}",
             str(counts.succeeded),
             f"${counts.spent_usd:.4f}",
+        )
+    console.print(table)
+
+
+def print_power(name: str, plan: BatchPower) -> None:
+    """`oriole batch plan`: the batch's size, its arms, and what each comparison can detect."""
+    console.print(Text(f"batch “{name}”: {plan.runs} runs", style="bold"))
+    console.print(
+        f"{plan.places} place{'s' if plan.places != 1 else ''} (maze × start) on "
+        f"{plan.mazes} maze{'s' if plan.mazes != 1 else ''}, "
+        f"{plan.repetitions} repetition{'s' if plan.repetitions != 1 else ''} each",
+        highlight=False,
+    )
+    arms = Table(show_edge=False, pad_edge=False)
+    for column in (f"arm ({ARM_SEPARATOR.join(plan.factors)})", "runs", "cells"):
+        arms.add_column(column, justify="right" if column == "runs" else "left")
+    for arm in plan.arms:
+        arms.add_row(arm.name, str(arm.runs), str(len(arm.cells)))
+    console.print(arms)
+    count = len(plan.comparisons)
+    if not count:
+        console.print("one arm: nothing to compare")
+        return
+    per = plan.comparisons[0].detectable.alpha
+    console.print(
+        f"{count} comparison{'s' if count != 1 else ''} (every pair of arms): alpha "
+        f"{plan.alpha:g} two-sided"
+        + (f" ({per:.3g} each, Bonferroni/Holm)" if count > 1 else "")
+        + f", power {plan.power:g}, baseline rate {plan.baseline:g}",
+        highlight=False,
+    )
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("arm A", "arm B", "runs", "paired", "smallest detectable difference"):
+        table.add_column(column, justify="right" if column == "runs" else "left")
+    for comparison in plan.comparisons:
+        found = comparison.detectable
+        table.add_row(
+            comparison.a,
+            comparison.b,
+            f"{found.runs_a} vs {found.runs_b}",
+            "yes" if found.paired else "no",
+            difference_text(found),
         )
     console.print(table)

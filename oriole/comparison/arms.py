@@ -67,22 +67,38 @@ def varying_factors(rows: Sequence[Mapping[str, str]]) -> list[str]:
 
 def check_by(by: Sequence[str], known: Iterable[str]) -> list[str]:
     """``--by`` checked against the factors the runs have; every problem in one error."""
-    available = set(known)
+    available = set(known) - set(PLACE_FACTORS)
     wanted = [name.strip() for name in by if name.strip()]
-    problems = [name for name in wanted if name not in available]
-    if problems:
-        raise ValidationError(
-            "by",
-            f"no factor {', '.join(map(repr, problems))}; "
-            f"the runs have: {', '.join(_ordered(available)) or 'none'}",
+    reasons = []
+    places = [name for name in wanted if name in PLACE_FACTORS]
+    if places:
+        reasons.append(
+            f"{', '.join(map(repr, places))}: runs are matched on the maze and start, not "
+            "split by them (the report has a per-maze breakdown)"
         )
+    unknown = [name for name in wanted if name not in available and name not in PLACE_FACTORS]
+    if unknown:
+        reasons.append(
+            f"no factor {', '.join(map(repr, unknown))}; "
+            f"the runs have: {', '.join(_ordered(available)) or 'none'}"
+        )
+    if reasons:
+        raise ValidationError("by", "; ".join(reasons))
     if not wanted:
         raise ValidationError("by", "names no factor")
     return list(dict.fromkeys(wanted))
 
 
 def arm_name(factors: Mapping[str, str], by: Sequence[str]) -> str:
-    return ARM_SEPARATOR.join(factors.get(name, "-") for name in by)
+    """The agent as it is (``frontier``), every other factor as ``name=value``, unset ones
+    left out: ``ollama:qwen2.5:7b · prompt=v2 · temperature=0.7``. Unambiguous, since a
+    factor's part is absent only when it is unset."""
+    parts = [
+        factors.get(name, "-") if name == "agent" else f"{name}={factors.get(name, '-')}"
+        for name in by
+        if factors.get(name, "-") != "-" or name == "agent"
+    ]
+    return ARM_SEPARATOR.join(parts) or "-"
 
 
 def arms_of_cells(
