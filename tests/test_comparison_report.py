@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pyarrow.csv as pa_csv  # type: ignore[import-untyped, unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from oriole.comparison.report import Selection, build_report
@@ -21,7 +23,9 @@ from oriole.comparison.stats import wilson
 from oriole.errors import ValidationError
 from projections.migrate import migrate
 from projections.report_source import ReportRuns, load_report_runs
+from tests.chromium_support import artifact_dir, chromium, needs_chromium
 from tests.report_support import archive_local_batch
+from tests.test_report_html import FIGURES_VISIBLE, IMAGES_DECODED, PLOTS
 
 BATCH = "b-report-1"
 CLI_TIMEOUT = 300.0
@@ -177,3 +181,43 @@ def test_oriole_report_prints_tables_json_and_refuses_bad_selections(
     assert bad_by.returncode != 0 and "colour" in bad_by.stderr
     bad_label = _oriole(batch_db, tmp_path, "--label", "no-equals-sign")
     assert bad_label.returncode != 0 and "key=value" in bad_label.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+@needs_chromium
+async def test_the_files_of_a_real_batch_match_the_archive_and_render(
+    batch_db: str, tmp_path: Path
+) -> None:
+    """`oriole report --html --csv --parquet` of the real batch: the tables load with pyarrow
+    and hold exactly the archived runs; the page renders in Chromium with every plot and no
+    console message."""
+    html, csv_dir, parquet = tmp_path / "r.html", tmp_path / "csv", tmp_path / "runs.parquet"
+    written = await asyncio.to_thread(
+        _oriole, batch_db, tmp_path, BATCH, "--html", str(html), "--csv", str(csv_dir),
+        "--parquet", str(parquet),
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    archived = await _experiments(batch_db)
+    for table in (pa_csv.read_csv(csv_dir / "runs.csv"), pq.read_table(parquet)):
+        rows = {row["run_id"]: row for row in table.to_pylist()}
+        assert set(rows) == set(archived)
+        for run_id, stored in archived.items():
+            assert rows[run_id]["success"] == stored["goal_seen"]
+            assert rows[run_id]["footsteps"] == stored["footsteps"]
+    arms = pq.read_table(tmp_path / "runs.arms.parquet").to_pylist()
+    assert {(arm["arm"], arm["runs"]) for arm in arms} == {("frontier", 12), ("random", 12)}
+    assert {row["arm"] for row in pa_csv.read_csv(csv_dir / "arms.csv").to_pylist()} == {
+        "frontier",
+        "random",
+    }
+    async with chromium(tmp_path) as browser:
+        await browser.navigate(html.as_uri())
+        await browser.wait_for(IMAGES_DECODED, "the heat maps to decode")
+        figures = await browser.evaluate(FIGURES_VISIBLE)
+        assert {figure["plot"] for figure in figures} == PLOTS
+        assert all(figure["shown"] and figure["bodyHeight"] > 10 for figure in figures)
+        heat_maps = [figure for figure in figures if figure["plot"] == "heatmap"]
+        assert len(heat_maps) == 4  # two mazes x two arms
+        await browser.screenshot(artifact_dir() / "report-real-batch.png")
+        assert browser.console == []

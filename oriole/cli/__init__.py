@@ -11,7 +11,7 @@ import click
 import typer
 from rich.markup import escape
 
-from oriole.cli import batch, data, mazes, prompts, run, serve, watch
+from oriole.cli import batch, data, mazes, prompts, report, run, serve, watch
 from oriole.cli.common import console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -34,6 +34,7 @@ app.command("run")(run.run)
 app.command("watch")(watch.watch)
 app.command("replay")(data.replay)
 app.command("rerun")(run.rerun)
+app.command("report")(report.report)
 app.add_typer(data.db_app, name="db")
 app.add_typer(data.projections_app, name="projections")
 
