@@ -23,6 +23,8 @@ from websockets.http11 import Request, Response
 
 from gateway import api
 from gateway.batch_feed import BatchArchive, BatchFeed, decode_live_batch
+from gateway.batch_reports import SUFFIX as REPORT_SUFFIX
+from gateway.batch_reports import BatchReports
 from gateway.commands import Commands, actor_of
 from gateway.feeds import Session
 from gateway.frames import QueryError, RunQuery
@@ -183,6 +185,7 @@ class Batches:
             chunk=chunk,
             decode=decode_live_batch,
         )
+        self.reports = BatchReports(pool, database)
         self.feeds = BatchFeed(
             self.hub,
             BatchArchive(pool),
@@ -221,13 +224,18 @@ class Batches:
         return error_response(405, f"{method} is not allowed here", {"Allow": allow})
 
     async def read(self, path: str, params: Mapping[str, list[str]]) -> Response:
-        """``GET /api/batches`` and ``GET /api/batches/{batch_id}``.
+        """``GET /api/batches``, ``GET /api/batches/{batch_id}`` and its ``/report``.
 
         Raises what the gateway's read API answers itself (400 problems, database down).
         """
         if path == ROUTE:
             return json_response(200, await self.database(list_batches(self.pool, params)))
         batch_id = unquote(path[len(ROUTE) + 1 :])
+        if batch_id.endswith(REPORT_SUFFIX):
+            batch_id = batch_id[: -len(REPORT_SUFFIX)]
+            if batch_id and "/" not in batch_id and valid_batch_id(batch_id):
+                return await self.reports.answer(batch_id, params)
+            return error_response(404, f"unknown batch {batch_id!r}")
         found = None
         if batch_id and "/" not in batch_id and valid_batch_id(batch_id):
             found = await self.database(get_batch(self.pool, batch_id))
