@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from oriole.cli.common import console, err_console, parse_labels, print_json, settings
@@ -61,7 +62,7 @@ def arm_table(report: dict[str, Any]) -> Table:
     for arm in report["arms"]:
         success = arm["success"]
         cells = [
-            arm["arm"],
+            escape(arm["arm"]),
             str(arm["runs"]),
             f"{arm['successes']}/{arm['runs']} {_pct(success['rate'])}"
             + _interval(success["low"], success["high"], _pct),
@@ -85,8 +86,8 @@ def comparison_table(report: dict[str, Any]) -> Table:
         steps = comparison["metrics"]["footsteps"]
         delta = steps["cliffs_delta"]
         table.add_row(
-            comparison["a"],
-            comparison["b"],
+            escape(comparison["a"]),
+            escape(comparison["b"]),
             "–" if comparison["pairs"] is None else f"{comparison['pairs']} pairs",
             _pct(success["difference"]) + _interval(success["low"], success["high"], _pct),
             success["test"],
@@ -103,9 +104,9 @@ def maze_table(report: dict[str, Any]) -> Table:
     table = Table(title="Success by maze")
     table.add_column("maze")
     for arm in arms:
-        table.add_column(arm, justify="right")
+        table.add_column(escape(arm), justify="right")
     for maze in report["mazes"]:
-        row = [maze["maze"]]
+        row = [escape(maze["maze"])]
         for arm in arms:
             cell = maze["arms"].get(arm)
             row.append("–" if cell is None else f"{cell['successes']}/{cell['runs']}")
@@ -121,9 +122,9 @@ def print_report(report: dict[str, Any]) -> None:
         else "runs labelled " + ", ".join(f"{k}={v}" for k, v in selection["labels"].items())
     )
     console.print(
-        f"[bold]{what}[/]: {report['runs']} finished runs"
+        f"[bold]{escape(what)}[/]: {report['runs']} finished runs"
         + (f", {report['running']} still running (left out)" if report["running"] else "")
-        + f"; arms by {', '.join(report['factors']) or '–'}",
+        + f"; arms by {escape(', '.join(report['factors'])) or '–'}",
         highlight=False,
     )
     if not report["arms"]:
