@@ -101,6 +101,8 @@ def render_batch(state: BatchState, budget: Any = None) -> Group:
     parts.append(_cells_table(state))
     if state.finished is not None:
         parts.append(Text(f"{state.finished.stop_reason.value}: {state.finished.detail}"))
+        if counts.finished:
+            parts.append(Text(f"compare its arms: oriole report {state.batch_id}", style="dim"))
     return Group(*parts)
 
 
