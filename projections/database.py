@@ -163,6 +163,15 @@ class EmbeddedPostgres:
             server, self._server = self._server, None
             server.cleanup()
 
+    def detach(self) -> None:
+        """Release this process's handle but leave the server running, for a URL that must
+        outlive the process (`oriole db url`). The next process to attach and release it as
+        the last holder (`oriole up` at its end, `oriole replay`...) stops it."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.cleanup_mode = None  # pgserver then only drops the handle
+            server.cleanup()
+
     def stop_server(self) -> None:
         """Stop the server process now but keep the handle, so :meth:`start` restarts it."""
         if self._server is not None:
@@ -176,6 +185,11 @@ class EmbeddedPostgres:
 
     async def stop_async(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def has_embedded_data(settings: Settings) -> bool:
+    """Whether the embedded PostgreSQL has been created (its data directory initialised)."""
+    return (settings.resolved_pg_dir / "PG_VERSION").is_file()
 
 
 def configured_dsn(settings: Settings) -> str | None:

@@ -31,7 +31,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 def test_generate_saves_to_the_library_and_is_deterministic(home: Path) -> None:
-    code, out = invoke("mazes", "generate", "backtracker", "-w", "21", "-h", "15", "--seed", "4")
+    code, out = invoke("mazes", "generate", "backtracker", "-w", "21", "-H", "15", "--seed", "4")
     assert code == 0, out
     saved = home / "mazes" / "backtracker-21x15-s4.json"
     maze = Maze.load(saved)
@@ -42,7 +42,7 @@ def test_generate_saves_to_the_library_and_is_deterministic(home: Path) -> None:
         "backtracker",
         "-w",
         "21",
-        "-h",
+        "--height",
         "15",
         "--seed",
         "4",

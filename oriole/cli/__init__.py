@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 from rich.markup import escape
 
 from oriole.cli import batch, data, mazes, prompts, report, run, serve, watch
-from oriole.cli.common import console, err_console
+from oriole.cli.common import HELP_OPTIONS, console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
 
@@ -22,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
     help="Oriole: run LLM agents through grid mazes and compare them, on an event log.",
     pretty_exceptions_enable=False,
+    # -h is help, as in every other CLI; sub-commands inherit it, the groups say it too.
+    context_settings=HELP_OPTIONS,
 )
 app.add_typer(mazes.app, name="mazes")
 app.add_typer(prompts.app, name="prompts")
@@ -52,6 +54,12 @@ def schema(
         console.print(f"wrote {target}")
 
 
+#: Usage errors: click's, and (typer 0.24 and later) typer's own copy of click's.
+_USAGE_ERRORS: tuple[type[Any], ...] = (click.ClickException,) + (
+    (typer.TyperException,) if hasattr(typer, "TyperException") else ()
+)
+
+
 def main() -> None:
     """Entry point: our own errors become one readable line and exit status 2."""
     try:
@@ -65,10 +73,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _USAGE_ERRORS as exc:  # a mistyped option or argument: the usage line, no trace
+        exc.show()
+        sys.exit(exc.exit_code)
     if isinstance(status, int) and status:
         sys.exit(status)

@@ -22,6 +22,7 @@ from oriole.batch_spec import BatchFileError, load_batch_file, maze_files
 from oriole.batch_state import BatchState
 from oriole.cli.batch_display import follow_batch, print_batch, print_batches, print_power
 from oriole.cli.common import (
+    HELP_OPTIONS,
     catalogue,
     console,
     err_console,
@@ -41,7 +42,11 @@ from oriole.maze import Maze
 from providers.factory import allowed_endpoints
 from streams.batch_log import read_batch_logs
 
-app = typer.Typer(no_args_is_help=True, help="Batches: A/B grids of runs (docs/batches.md).")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Batches: A/B grids of runs (docs/batches.md).",
+    context_settings=HELP_OPTIONS,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -17,6 +17,9 @@ from oriole.kafka import prepare_clients
 from oriole.kafka.clients import configure_kafka_security
 from oriole.kafka.topics import Topics
 
+#: Every command and group takes -h as well as --help, as other command lines do.
+HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 

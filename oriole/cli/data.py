@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from oriole.cli.common import (
+    HELP_OPTIONS,
     console,
     err_console,
     print_json,
@@ -17,16 +18,29 @@ from oriole.cli.common import (
     stack_topics,
 )
 from oriole.environment.logs import configure_logging
+from oriole.environment.settings import Settings
+from oriole.environment.stack_file import NoStackError
 from oriole.errors import OrioleError
 from oriole.events import RunEvent
 from oriole.replay import verify_run
-from projections.database import DatabaseError, configured_dsn, open_database
+from projections.database import (
+    DatabaseError,
+    EmbeddedPostgres,
+    configured_dsn,
+    has_embedded_data,
+    open_database,
+)
 from projections.migrate import applied_migrations, available_migrations, migrate
 from projections.replay_source import publish_replay
 from projections.store import rebuild_projections, run_events_of
 
-db_app = typer.Typer(help="The PostgreSQL database: where it is, its schema version.")
-projections_app = typer.Typer(help="Tables derived from the event archive.")
+db_app = typer.Typer(
+    help="The PostgreSQL database: where it is, its schema version.",
+    context_settings=HELP_OPTIONS,
+)
+projections_app = typer.Typer(
+    help="Tables derived from the event archive.", context_settings=HELP_OPTIONS
+)
 
 
 class RunNotArchived(OrioleError):
@@ -38,15 +52,46 @@ class RunNotArchived(OrioleError):
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the DSN in use, e.g. for `psql "$(oriole db url)"` or a notebook."""
-    dsn = configured_dsn(settings())
+    """Print the DSN in use, e.g. for `psql "$(oriole db url)"` or a notebook.
+
+    With no stack running, the embedded PostgreSQL is started and left running (as `oriole
+    replay` starts it for its own lifetime), so that the URL printed can be used.
+    """
+    current = settings()
+    try:
+        dsn = configured_dsn(current)
+    except NoStackError:
+        dsn = None  # a stack killed with -9: its database is found by its data directory
     if dsn is None:
-        raise DatabaseError(
-            "ORIOLE_DATABASE_URL is empty and no `oriole up` is running; the embedded "
-            "PostgreSQL runs while `oriole up` runs (start it, or set ORIOLE_DATABASE_URL)"
-        )
+        dsn = start_embedded_for_url(current)
     console.file.write(dsn + "\n")
     console.file.flush()
+
+
+def start_embedded_for_url(current: Settings) -> str:
+    """The embedded server's DSN, starting it in the background when no stack runs.
+
+    Only a database that exists is started: one that was never created has no archive to
+    look at, and a URL to an empty new database would only hide that.
+    """
+    data_dir = current.resolved_pg_dir
+    if not has_embedded_data(current):
+        raise DatabaseError(
+            f"there is no database yet: ORIOLE_DATABASE_URL is empty and the embedded "
+            f"PostgreSQL has never run in {data_dir}. `oriole up` creates it (and keeps it "
+            "running while it runs); or set ORIOLE_DATABASE_URL to a server of your own"
+        )
+    server = EmbeddedPostgres(data_dir)
+    dsn = server.start()
+    server.detach()
+    err_console.print(
+        f"no `oriole up` is running: the embedded PostgreSQL (data in {data_dir}) now runs "
+        "on its own, in the background, for this URL, until an Oriole command that uses it "
+        "ends (`oriole up` at Ctrl-C, `oriole replay`, `oriole db version`...)",
+        highlight=False,
+        markup=False,
+    )
+    return dsn
 
 
 @db_app.command("version")

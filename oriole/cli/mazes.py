@@ -10,6 +10,7 @@ from rich.table import Table
 
 from oriole import analysis, generators
 from oriole.cli.common import (
+    HELP_OPTIONS,
     catalogue,
     console,
     err_console,
@@ -19,7 +20,7 @@ from oriole.cli.common import (
 )
 from oriole.cli.render import render_maze
 from oriole.errors import ValidationError
-from oriole.geometry import Position
+from oriole.geometry import Position, tile_name
 from oriole.maze import DEFAULT_VISION_RANGE, Maze
 from oriole.rules import DEFAULT_START
 from oriole.vision import describe_vision, goal_in_view
@@ -27,6 +28,7 @@ from oriole.vision import describe_vision, goal_in_view
 app = typer.Typer(
     no_args_is_help=True,
     help="Generate, import, inspect and analyse mazes. MAZE is a file path or a library name.",
+    context_settings=HELP_OPTIONS,
 )
 
 MazeArg = Annotated[
@@ -58,7 +60,8 @@ def families() -> None:
 def generate(
     family: Annotated[str, typer.Argument(help="Generator family (see `oriole mazes families`).")],
     width: Annotated[int, typer.Option("--width", "-w", help="Columns, 3..1000.")] = 60,
-    height: Annotated[int, typer.Option("--height", "-h", help="Rows, 3..1000.")] = 60,
+    # -H, not -h: -h is help on every command.
+    height: Annotated[int, typer.Option("--height", "-H", help="Rows, 3..1000.")] = 60,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Same seed, same maze.")] = 1,
     param: Annotated[
         list[str] | None,
@@ -220,12 +223,21 @@ def analyze(
             continue
         if isinstance(value, dict) and set(value) == {"x", "y"}:
             value = f"({value['x']},{value['y']})"
+        elif key == "start_tile" and isinstance(value, int):
+            value = _tile_label(value)  # a reader knows "wall", not code 1
         elif isinstance(value, float):
             value = f"{value:.3f}"
         table.add_row(key.replace("_", " "), "-" if value is None else str(value))
     console.print(table)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _tile_label(code: int) -> str:
+    """The tile's name as the maze format documents it (empty, wall, goal); an unknown code
+    stays a code, so that it is not shown as a blank."""
+    name = tile_name(code).lower()
+    return name or f"code {code}"
 
 
 @app.command("vision")

@@ -7,13 +7,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oriole.cli.common import console, print_json
+from oriole.cli.common import HELP_OPTIONS, console, print_json
 from oriole.errors import ValidationError
 from oriole.llm.prompts import DEFAULT_PROMPT_VERSION, load_prompt, released_prompts
 
 _PREVIEW = 60
 
-app = typer.Typer(no_args_is_help=True, help="Released prompt versions (oriole/prompts).")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Released prompt versions (oriole/prompts).",
+    context_settings=HELP_OPTIONS,
+)
 
 
 @app.command("list")
