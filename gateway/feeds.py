@@ -5,12 +5,20 @@ is either in the archive read or in the client's live queue (or both). Archived 
 sent first; live ones follow, skipping any seq already sent; a live event beyond the next
 expected seq means the events in between are not archived yet (the projector lags), and
 they are read from the archive, retried with a short backoff until a generous deadline.
+
+A run with nothing archived is not always unknown: a run started a moment ago may have no
+event yet. The feed waits for its first live event (``unknown_run_grace``) only when the run
+is known to be on its way: the hub has seen its events, this gateway published its start, or
+the projector archived a start request for it that was not rejected. Any other id gets 4004
+at once (a start published straight to Kafka is known once the projector has archived it,
+normally within tens of milliseconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +34,7 @@ from gateway.frames import (
     CLOSE_NORMAL,
     CLOSE_UNKNOWN_RUN,
     LiveEvent,
+    RecentRuns,
     Seam,
     caught_up_frame,
     error_frame,
@@ -58,6 +67,10 @@ _PAGE = f"""
     SELECT {_COLUMNS} FROM run_events
      WHERE run_id = $1 AND seq > $2 AND seq < $3 ORDER BY seq LIMIT $4"""
 _LAST = "SELECT seq, type FROM run_events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1"
+#: The start requests of a run (projections/start_requests.py), one still open first.
+_REQUESTED = """
+    SELECT rejected_at IS NULL AS open, problems FROM start_requests
+     WHERE run_id = $1 ORDER BY rejected_at IS NULL DESC, received_at DESC LIMIT 1"""
 _NO_END = 2**31 - 1  # larger than any seq (an integer column)
 
 
@@ -101,6 +114,21 @@ class Archive:
         """Seq and type of the run's last archived event; None if nothing is archived."""
         record = await self.pool.fetchrow(_LAST, run_id)
         return None if record is None else (int(record["seq"]), str(record["type"]))
+
+    async def requested(self, run_id: str) -> str | None:
+        """Whether a start of the run was received: ``"open"`` (not rejected: the run may
+        still start), the rejection's problems as text, or None (never requested)."""
+        record = await self.pool.fetchrow(_REQUESTED, run_id)
+        if record is None:
+            return None
+        if record["open"]:
+            return "open"
+        problems = record["problems"]
+        found = json.loads(problems) if isinstance(problems, str) else problems
+        reasons = [
+            f"{p.get('field')}: {p.get('reason')}" for p in found or [] if isinstance(p, dict)
+        ]
+        return "; ".join(reasons) or "rejected"
 
 
 class Session:
@@ -183,10 +211,13 @@ class Feeds:
         *,
         unknown_run_grace: float,
         gap_deadline: float,
+        recent: RecentRuns | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hub = hub
         self.archive = archive
+        #: Runs on their way (give it as the hub's ``decode`` too, or it knows only starts).
+        self.recent = recent or RecentRuns()
         self.unknown_run_grace = unknown_run_grace
         self.gap_deadline = gap_deadline
         self.clock = clock
@@ -203,16 +234,17 @@ class Feeds:
             if finished is None and seam.last == from_seq:
                 last = await self.archive.last(run_id)
                 if last is None:
-                    pending = await self._first_live(subscriber)
+                    unknown = await self._why_unknown(run_id, subscriber)
+                    if unknown is None:  # on its way: wait for its first event
+                        pending = await self._first_live(subscriber)
                     if pending is None:
                         # Nothing live: maybe the projector archived it meanwhile.
                         finished = await self._send_archived(session, run_id, seam)
                         last = await self.archive.last(run_id)
                         if last is None:
+                            detail = f"unknown run {run_id!r}" + (unknown or "")
                             await session.finish(
-                                CLOSE_UNKNOWN_RUN,
-                                "unknown run",
-                                error_frame(f"unknown run {run_id!r}"),
+                                CLOSE_UNKNOWN_RUN, "unknown run", error_frame(detail)
                             )
                             return
                 if last is not None and last[1] == _FINISHED and last[0] <= seam.last:
@@ -224,6 +256,18 @@ class Feeds:
             await self._follow(session, run_id, seam, subscriber, pending)
         finally:
             self.hub.unsubscribe(run_id, subscriber)
+
+    async def _why_unknown(self, run_id: str, subscriber: Subscriber) -> str | None:
+        """None when a run with nothing archived is on its way (its first event is worth
+        waiting for), else why it is unknown (the end of the 4004 frame's detail)."""
+        if not subscriber.queue.empty() or run_id in self.recent:
+            return None
+        requested = await self.archive.requested(run_id)
+        if requested == "open" or not subscriber.queue.empty() or run_id in self.recent:
+            return None
+        if requested is not None:
+            return f": its start was rejected ({requested})"
+        return ": nothing is archived or live, and no start of it was received"
 
     async def _first_live(self, subscriber: Subscriber) -> LiveEvent | None:
         try:

@@ -64,7 +64,7 @@ def lagging_frame(queue_size: int) -> bytes:
         {
             "kind": "lagging",
             "detail": (
-                f"more than {queue_size} frames behind; reconnect with from_seq set to the "
+                f"more than {queue_size} frames behind; reconnect with after_seq set to the "
                 "last seq received to resume exactly"
             ),
         }
@@ -95,6 +95,10 @@ class LiveEvent:
     @property
     def finished(self) -> bool:
         return self.type == "run.finished"
+
+
+#: Run ids a gateway remembers having seen live or started (about 10 MB at most).
+RECENT_RUNS = 65_536
 
 
 class Undecodable(ValueError):
@@ -159,6 +163,44 @@ def decode_live(value: bytes | None) -> LiveEvent:
         )
     )
     return LiveEvent(run_id, seq, kind, timestamp, event_frame(envelope.raw), summary_frame)
+
+
+class RecentRuns:
+    """Run ids this gateway knows are on their way though maybe not archived yet: seen live
+    by the hub (its ``decode``) or started through ``POST /api/experiments``. Bounded: the
+    oldest are forgotten first (by then the projector has archived them)."""
+
+    def __init__(self, size: int = RECENT_RUNS) -> None:
+        self.size = size
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._ids
+
+    def note(self, run_id: str) -> None:
+        ids = self._ids
+        if run_id in ids:
+            return
+        ids[run_id] = None
+        if len(ids) > self.size:
+            del ids[next(iter(ids))]
+
+    def decode(self, value: bytes | None) -> LiveEvent:
+        """The hub's decoder: :func:`decode_live`, noting the event's run."""
+        event = decode_live(value)
+        self.note(event.run_id)
+        return event
+
+    def note_started(self, status: int, body: bytes | bytearray) -> None:
+        """Note the run of an accepted ``POST /api/experiments`` (202 ``{"run_id": ...}``)."""
+        if status != 202:
+            return
+        try:
+            run_id = json.loads(body).get("run_id")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(run_id, str):
+            self.note(run_id)
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -284,11 +326,17 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RunQuery:
-    """``/ws/runs/{run_id}?from_seq=N&replay=SPEED``."""
+    """``/ws/runs/{run_id}?after_seq=N&replay=SPEED`` (and ``/ws/batches/{id}?after_seq=N``)."""
 
+    #: Send the events with a seq above this one: the last seq the client has (0: all).
+    #: The query names it ``after_seq``, or ``from_seq``, its first name, with the same meaning.
     from_seq: int = 0
     #: None for the live feed; a factor (``math.inf`` for ``max``) for a replay.
     replay: float | None = None
+
+
+#: The resume parameter and its older name; both mean "the events after seq N".
+RESUME_PARAMETERS = ("after_seq", "from_seq")
 
 
 def _single(params: Mapping[str, list[str]], name: str) -> str | None:
@@ -300,14 +348,28 @@ def _single(params: Mapping[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
+def _resume_point(params: Mapping[str, list[str]]) -> int:
+    """The seq a client resumes after: ``after_seq`` or ``from_seq``, never both (which
+    would leave a reader guessing which one the gateway used)."""
+    given = [
+        (name, raw) for name in RESUME_PARAMETERS if (raw := _single(params, name)) is not None
+    ]
+    if not given:
+        return 0
+    if len(given) > 1:
+        raise QueryError(
+            "give after_seq or from_seq, not both (they mean the same: the events after seq N)"
+        )
+    name, raw = given[0]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        raise QueryError(f"{name} must be a whole number >= 0, got {raw!r}")
+    return int(raw)
+
+
 def parse_run_query(params: Mapping[str, list[str]]) -> RunQuery:
-    """Validate ``from_seq`` and ``replay``; other parameters (``token``) are ignored."""
-    from_seq = 0
-    raw = _single(params, "from_seq")
-    if raw is not None:
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
-            raise QueryError(f"from_seq must be a whole number >= 0, got {raw!r}")
-        from_seq = int(raw)
+    """Validate ``after_seq`` (or ``from_seq``) and ``replay``; other parameters (``token``)
+    are ignored."""
+    from_seq = _resume_point(params)
     replay: float | None = None
     raw = _single(params, "replay")
     if raw is not None:

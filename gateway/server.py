@@ -31,6 +31,7 @@ from gateway.frames import (
     CLOSE_BAD_QUERY,
     CLOSE_INTERNAL,
     QueryError,
+    RecentRuns,
     Target,
     error_frame,
     parse_run_query,
@@ -85,9 +86,9 @@ class Gateway:
     ``Settings`` itself validates ports from 1, so pass ``settings.model_copy(update=...)``).
     ``find_maze`` is the process's one maze catalogue; the caller has prepared the Kafka
     clients for its broker (``oriole.kafka.prepare_clients``). ``unknown_run_grace`` is how
-    long a one-run feed waits for a first live event of a run that is not archived before
-    closing with 4004; ``gap_deadline`` how long it waits for the projector to archive
-    events it saw live beyond the archive's end.
+    long a one-run feed waits for the first live event of a run on its way but not archived
+    (``gateway.feeds``) before closing with 4004; ``gap_deadline`` how long it waits for
+    the projector to archive events it saw live beyond the archive's end.
     """
 
     def __init__(
@@ -113,17 +114,20 @@ class Gateway:
             endpoints=allowed_endpoints(settings),
         )
         self.static_dir = static_dir or STATIC_DIR
+        recent = RecentRuns()  # the runs the hub sees live, for the one-run feed
         self.hub = Hub(
             bootstrap_servers=bootstrap_servers,
             topic=topics.runs_events,
             client_id=f"{settings.kafka_client_id}-gateway",
             chunk=settings.gateway_client_queue_size // 2,
+            decode=recent.decode,
         )
         self.feeds = Feeds(
             self.hub,
             Archive(pool),
             unknown_run_grace=unknown_run_grace,
             gap_deadline=gap_deadline,
+            recent=recent,
         )
         self.batches = Batches(
             bootstrap_servers=bootstrap_servers,
@@ -268,7 +272,9 @@ class Gateway:
                 return error_response(405, "websockets use GET", {"Allow": "GET"})
             return None  # go on with the websocket handshake
         if method == "POST" and path == "/api/experiments":
-            return await self.commands.start_experiment(request)
+            started = await self.commands.start_experiment(request)
+            self.feeds.recent.note_started(started.status_code, started.body)  # its feed: at once
+            return started
         if self.batches.handles(path):
             answer = await self.batches.write(request, path)
             if answer is not None:

@@ -21,6 +21,7 @@ is refused here rather than when the run's first model call is made.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from oriole.experiment import (
     MODEL_PROVIDERS,
     AgentSpec,
     ExperimentStart,
+    GameRules,
     MazeData,
     PromptSpec,
     RunLimits,
@@ -49,7 +51,7 @@ from oriole.llm.prompts import (
 from oriole.maze import Maze
 from oriole.redaction import redact_url
 from oriole.rules import resolve_start
-from oriole.schema_base import field_problems
+from oriole.schema_base import Point, field_problems
 from oriole.storable import storable_json, text_problems
 
 #: Model options only some providers understand; elsewhere they are ignored, with a warning.
@@ -154,7 +156,9 @@ def admit(
     """Validate a decoded start event (JSON data); resolve a named maze through ``find_maze``.
 
     ``prices`` (default: the built-in table) decides whether a cost limit can be enforced;
-    ``endpoints`` (default: any) which ``agent.endpoint`` values may be named.
+    ``endpoints`` (default: any) which ``agent.endpoint`` values may be named. Every problem
+    is reported at once: a schema error in one part does not hide the later checks of the
+    parts that are valid (a missing ``agent`` and an unknown maze are both named).
     """
     requested_id = data.get("run_id")
     run_id = (
@@ -168,46 +172,21 @@ def admit(
         document, problems = storable_json(dict(data))
     except RecursionError:
         return Rejected(run_id, (("event", "nested too deeply"),))
+    # (a maze name refused for its text is not looked up: it names no maze)
+    unreadable_name = any(f == "maze_name" for f, _ in problems)
     try:
         # JSON mode: strict about types, yet reads times and enum values from their strings.
         request = ExperimentStart.model_validate_json(document, strict=True)
     except pydantic.ValidationError as exc:
-        return Rejected(run_id, tuple(problems + field_problems(exc)))
-    maze: Maze | None = None
-    if request.maze is not None:
-        maze = request.maze.to_maze()
-    elif request.maze_name is not None and all(f != "maze_name" for f, _ in problems):
-        # (a name refused for its text is not looked up: it names no maze)
-        try:
-            maze = find_maze(request.maze_name)
-        except ValidationError as exc:
-            problems.append(("maze_name", exc.reason))
-    try:
-        check_agent_spec(request.agent)
-    except ValidationError as exc:
-        problems.append((exc.field, exc.reason))
-    if request.agent.provider in MODEL_PROVIDERS and request.agent.endpoint is not None:
-        refusal = endpoint_problem(request.agent.endpoint) or endpoints.refusal(
-            request.agent.provider, request.agent.endpoint
-        )
-        if refusal is not None:
-            problems.append(("agent.endpoint", refusal))
+        schema = field_problems(exc)
+        parts = _Parts.valid_ones(json.loads(document), {f for f, _ in schema})
+        problems.extend(schema)
+        parts.check(find_maze, prices, endpoints, problems, [], unreadable_name)
+        return Rejected(run_id, tuple(problems))
     warnings: list[str] = []
-    prompt = _resolve_prompt(request.agent, request.prompt, problems)
-    _check_agent(request.agent, problems, warnings)
-    _check_prices(
-        request.agent,
-        request.limits,
-        PriceTable.builtin() if prices is None else prices,
-        problems,
-        warnings,
+    maze, prompt = _Parts.of(request).check(
+        find_maze, prices, endpoints, problems, warnings, unreadable_name
     )
-    if maze is not None:
-        try:
-            _, found = resolve_start(maze, request.start, request.rules.vision_range)
-            warnings.extend(found)
-        except ValidationError as exc:
-            problems.append((exc.field, exc.reason))
     if problems or maze is None:
         return Rejected(request.run_id, tuple(problems))
     update: dict[str, Any] = {}
@@ -227,8 +206,120 @@ def admit(
     return Admitted(request, maze, tuple(warnings))
 
 
+#: The parts of a start the checks after the schema look at, and their types.
+_PART_TYPES: dict[str, type[pydantic.BaseModel]] = {
+    "agent": AgentSpec,
+    "prompt": PromptSpec,
+    "limits": RunLimits,
+    "rules": GameRules,
+    "maze": MazeData,
+    "start": Point,
+}
+
+
+@dataclass(slots=True)
+class _Parts:
+    """The parts of a start that the later checks need; None where a part is missing or
+    invalid (its schema problem is reported already, and no later check looks at it)."""
+
+    agent: AgentSpec | None
+    prompt: PromptSpec | None
+    limits: RunLimits | None
+    rules: GameRules | None
+    maze: MazeData | None
+    maze_name: str | None
+    start: Point | None
+    #: False when ``start`` was given but is invalid (no start tile is checked then).
+    start_usable: bool = True
+
+    @classmethod
+    def of(cls, request: ExperimentStart) -> _Parts:
+        return cls(
+            request.agent,
+            request.prompt,
+            request.limits,
+            request.rules,
+            request.maze,
+            request.maze_name,
+            request.start,
+        )
+
+    @classmethod
+    def valid_ones(cls, document: dict[str, Any], refused: set[str]) -> _Parts:
+        """The parts of an event that failed the schema which are themselves valid."""
+        bad = {field.split(".", 1)[0].split("[", 1)[0] for field in refused}
+        found: dict[str, Any] = {}
+        for name, model in _PART_TYPES.items():
+            if name in bad or document.get(name) is None:
+                continue
+            try:
+                found[name] = model.model_validate_json(json.dumps(document[name]), strict=True)
+            except pydantic.ValidationError:
+                bad.add(name)
+        maze_name = document.get("maze_name")
+        if "maze_name" in bad or not isinstance(maze_name, str):
+            maze_name = None
+        if (found.get("maze") is None) == (maze_name is None):
+            found["maze"], maze_name = None, None  # both or neither: no maze to check against
+        return cls(
+            found.get("agent"),
+            found.get("prompt"),
+            None if "limits" in bad else found.get("limits", RunLimits()),
+            None if "rules" in bad else found.get("rules", GameRules()),
+            found.get("maze"),
+            maze_name,
+            found.get("start"),
+            start_usable="start" not in bad,
+        )
+
+    def check(
+        self,
+        find_maze: Callable[[str], Maze],
+        prices: PriceTable | None,
+        endpoints: AllowedEndpoints,
+        problems: ProblemList,
+        warnings: list[str],
+        unreadable_name: bool,
+    ) -> tuple[Maze | None, PromptSpec | None]:
+        """Every check after the schema, of the parts there are: the maze, the start tile,
+        the agent, its endpoint, prompt and prices. Returns the maze and resolved prompt."""
+        maze: Maze | None = None
+        if self.maze is not None:
+            maze = self.maze.to_maze()
+        elif self.maze_name is not None and not unreadable_name:
+            try:
+                maze = find_maze(self.maze_name)
+            except ValidationError as exc:
+                problems.append(("maze_name", exc.reason))
+        agent = self.agent
+        if agent is not None:
+            try:
+                check_agent_spec(agent)
+            except ValidationError as exc:
+                problems.append((exc.field, exc.reason))
+            if agent.provider in MODEL_PROVIDERS and agent.endpoint is not None:
+                refusal = endpoint_problem(agent.endpoint) or endpoints.refusal(
+                    agent.provider, agent.endpoint
+                )
+                if refusal is not None:
+                    problems.append(("agent.endpoint", refusal))
+        prompt = _resolve_prompt(None if agent is None else agent.provider, self.prompt, problems)
+        if agent is not None:
+            _check_agent(agent, problems, warnings)
+            if self.limits is not None:
+                table = PriceTable.builtin() if prices is None else prices
+                _check_prices(agent, self.limits, table, problems, warnings)
+        if maze is not None and self.rules is not None and self.start_usable:
+            try:
+                _, found = resolve_start(maze, self.start, self.rules.vision_range)
+                warnings.extend(found)
+            except ValidationError as exc:
+                problems.append((exc.field, exc.reason))
+        return maze, prompt
+
+
 def _resolve_prompt(
-    agent: AgentSpec, prompt: PromptSpec | None, problems: ProblemList
+    provider: str | None, prompt: PromptSpec | None, problems: ProblemList
 ) -> PromptSpec | None:
     """The prompt with its full text: a model without one gets the default version.
 
@@ -237,7 +328,7 @@ def _resolve_prompt(
     record a resolved one, so the same rules apply.
     """
     if prompt is None:
-        if agent.provider not in MODEL_PROVIDERS:
+        if provider not in MODEL_PROVIDERS:  # (None: no valid agent, nothing to resolve)
             return None
         return _load(DEFAULT_PROMPT_VERSION, problems)
     released = is_released(prompt.version)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from oriole.kafka.codec import (
     dead_letter_for,
     encode,
     json_object,
+    run_id_of_key,
 )
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import PriceTable
@@ -283,11 +285,13 @@ class MazeProcessor:
             # a second, which the event loop (heartbeats, other runs) must not wait for.
             verdict = await asyncio.to_thread(self._admit, record.value, origin)
         except UndecodableMessage as exc:
-            self._reject(_readable_key(record.key), [("event", str(exc))], record.value, origin)
+            run_id = run_id_of_key(record.key)
+            self._reject(run_id, [("event", str(exc))], record.value, origin, key=record.key)
             self._dead_letter(record, exc)
             return
         if not isinstance(verdict, Admitted):
-            self._reject(verdict.run_id, list(verdict.problems), record.value, origin)
+            problems = list(verdict.problems)
+            self._reject(verdict.run_id, problems, record.value, origin, key=record.key)
             return
         command = StartCommand(request=verdict.request, origin=origin)
         self._send(encode(self.topics.runs_commands, command, command.run_id))
@@ -305,7 +309,11 @@ class MazeProcessor:
         problems: list[tuple[str, str]],
         raw: bytes,
         origin: str | None = None,
+        *,
+        key: bytes | None = None,
     ) -> None:
+        """Publish a rejection keyed by ``run_id``, or by the record's own ``key`` when no
+        run id could be read (the client finds its answer under the key it sent)."""
         metrics.REJECTIONS.inc()
         log.info("start of %s rejected: %s", run_id or "<no run id>", problems)
         # The rejection is archived too: no NUL (PostgreSQL cannot store it) may reach it.
@@ -316,7 +324,10 @@ class MazeProcessor:
             original=without_nul((raw or b"")[:MAX_ORIGINAL_BYTES].decode(errors="replace")),
             origin=origin,
         )
-        self._send(encode(self.topics.experiments_rejected, rejection, run_id))
+        out = encode(self.topics.experiments_rejected, rejection, run_id)
+        if run_id is None and key:
+            out = dataclasses.replace(out, key=key)
+        self._send(out)
 
     def _ingest_control(self, record: Any) -> None:
         request = command_from_message(record.value)
@@ -430,16 +441,6 @@ class MazeProcessor:
                 continue
             if events:
                 self._append(state, events)
-
-
-def _readable_key(key: bytes | None) -> str | None:
-    """A message key as a run id for a rejection, if it decodes as text."""
-    if not key:
-        return None
-    try:
-        return key.decode()[:128]
-    except UnicodeDecodeError:
-        return None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -81,8 +81,10 @@ async def test_watch_a_live_run_through_the_real_gateway(
     ):
         view = WatchedRun(RunState(run_id))
         out = Console(file=io.StringIO(), width=140, height=45, color_system=None)
-        watching = asyncio.create_task(watch_async(view, gateway.url, None, out))
         await publish(kafka_broker, stack.topics.experiments_start, body, run_id.encode())
+        # A run id nobody requested yet gets 4004 at once (issue 17): watch once it started.
+        await log.until(lambda records: len(run_events(records, run_id)) >= 1)
+        watching = asyncio.create_task(watch_async(view, gateway.url, None, out))
         await asyncio.wait_for(watching, 180)
         await log.until(finished([run_id]))
         events = run_events(log.records, run_id)

@@ -8,6 +8,7 @@ kcat can filter without decoding JSON.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pydantic import Field
 from oriole.errors import OrioleError
 from oriole.events import DeadLetter, RunEvent, parse_run_event
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
-from oriole.schema_base import SCHEMA_VERSION, WireModel
+from oriole.schema_base import SCHEMA_VERSION, RunId, WireModel
 from oriole.storable import without_nul
 
 log = logging.getLogger("oriole.kafka")
@@ -102,6 +103,20 @@ def json_object(value: bytes | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UndecodableMessage(f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+_RUN_ID: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(RunId)
+
+
+def run_id_of_key(key: bytes | None) -> str | None:
+    """A record's key as the run id it names, or None: clients often key a start by its run
+    id, and a rejection of a start whose value cannot be read should still name it."""
+    if not key:
+        return None
+    try:
+        return _RUN_ID.validate_python(key.decode(), strict=True)
+    except (UnicodeDecodeError, pydantic.ValidationError):
+        return None
 
 
 Command = StartCommand | AgentIntent | AgentFailure | CancelRequest
@@ -219,5 +234,6 @@ def dead_letter_for(record: Any, error: BaseException, deadletter_topic: str) ->
         value=record.value,
         error=error,
     )
-    key = None if record.key is None else record.key.decode(errors="replace")
-    return encode(deadletter_topic, letter, key)
+    trace = None if record.key is None else record.key.decode(errors="replace")
+    # Keyed by the original key, byte for byte, so the letter sits beside its record's peers.
+    return dataclasses.replace(encode(deadletter_topic, letter, trace), key=record.key)
