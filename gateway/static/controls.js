@@ -71,7 +71,7 @@ export function bindControls(viewer) {
 }
 
 function onKey(viewer, event) {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || viewer.page !== "runs") return;
   const target = event.target;
   const tag = target && target.tagName;
   const typing =

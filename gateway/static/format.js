@@ -61,3 +61,15 @@ export function saveJson(key, value) {
     // storage full or disabled: settings just do not persist
   }
 }
+
+/** An ISO time as local "YYYY-MM-DD HH:MM:SS" (the text itself when it is not a time). */
+export function shortTime(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return (
+    `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`
+  );
+}

@@ -1,8 +1,11 @@
 // The experiment list: the archive (GET /api/experiments) merged with the all-runs feed.
+// Each row: status, run id, model and steps, maze and start time, labels. The batch filter
+// shows only the runs labelled `batch_id=ID` (the API's `label=batch_id:ID`); labels are
+// user input, only ever inserted as text.
 
 import { HttpError, TOKEN, apiGet } from "./api.js";
 import { ListFeed } from "./feeds.js";
-import { $, h, setText } from "./format.js";
+import { $, h, setText, shortTime } from "./format.js";
 import { OUTCOMES, statusOfFinish } from "./run_model.js";
 
 const LIST_LIMIT = 100;
@@ -14,6 +17,8 @@ export class ExperimentList {
     this.listNode = $("experiment-list");
     this.message = $("list-message");
     this.filter = "";
+    this.batch = ""; // only the runs of this batch (label batch_id), or every run
+    this.generation = 0; // a load answered after the batch filter changed is dropped
     this.renderQueued = false;
     this.refreshTimer = null;
     this.oldest = null;
@@ -27,6 +32,9 @@ export class ExperimentList {
       this.render();
     });
     $("list-refresh").addEventListener("click", () => this.load());
+    const batch = $("list-batch");
+    batch.addEventListener("change", () => this.setBatchFilter(batch.value));
+    batch.addEventListener("focus", () => this.loadBatchOptions());
     $("list-more").addEventListener("click", () => this.loadMore());
   }
 
@@ -40,18 +48,58 @@ export class ExperimentList {
     this.message.classList.toggle("error", isError);
   }
 
-  async load() {
+  /** The API query for the list's filters (and `extra`, e.g. paging). */
+  query(extra = {}) {
+    const query = new URLSearchParams({ limit: String(LIST_LIMIT), ...extra });
+    if (this.batch) query.append("label", `batch_id:${this.batch}`);
+    return `/api/experiments?${query}`;
+  }
+
+  /** Show only the runs of batch `batchId` ("" or null: every run), reloaded from the API. */
+  setBatchFilter(batchId) {
+    const batch = (batchId || "").trim();
+    $("list-batch").value = batch;
+    if (batch === this.batch) return;
+    this.batch = batch;
+    this.generation += 1;
+    this.items = new Map();
+    this.oldest = null;
+    this.listNode.replaceChildren();
+    $("list-more").hidden = true;
+    this.showMessage("Loading…");
+    this.load();
+  }
+
+  async loadBatchOptions() {
     try {
-      const body = await apiGet(`/api/experiments?limit=${LIST_LIMIT}`);
+      const body = await apiGet("/api/batches?limit=100");
+      const options = (body.batches || []).map((batch) => {
+        const option = h("option", {}, String(batch.name || batch.batch_id));
+        option.value = String(batch.batch_id);
+        return option;
+      });
+      $("list-batch-options").replaceChildren(...options);
+    } catch {
+      // only suggestions: typing a batch id works without them
+    }
+  }
+
+  async load() {
+    const generation = this.generation;
+    try {
+      const body = await apiGet(this.query());
+      if (generation !== this.generation) return;
       const experiments = body.experiments || [];
       for (const experiment of experiments) this.merge(experiment);
       if (this.oldest === null || experiments.length) {
         this.trackOldest(experiments);
         $("list-more").hidden = experiments.length < LIST_LIMIT;
       }
-      this.showMessage(this.items.size ? "" : "No experiments yet.");
+      const none = this.batch ? `No experiments in batch ${this.batch}.` : "No experiments yet.";
+      this.showMessage(this.items.size ? "" : none);
       this.render();
     } catch (error) {
+      if (generation !== this.generation) return;
       const auth = error instanceof HttpError && (error.status === 401 || error.status === 403);
       this.showMessage(
         auth && !TOKEN
@@ -73,9 +121,10 @@ export class ExperimentList {
 
   async loadMore() {
     if (!this.oldest) return;
+    const generation = this.generation;
     try {
-      const query = new URLSearchParams({ limit: String(LIST_LIMIT), before: this.oldest });
-      const body = await apiGet(`/api/experiments?${query}`);
+      const body = await apiGet(this.query({ before: this.oldest }));
+      if (generation !== this.generation) return;
       const experiments = body.experiments || [];
       for (const experiment of experiments) this.merge(experiment);
       this.trackOldest(experiments);
@@ -111,6 +160,8 @@ export class ExperimentList {
     const runId = frame.run_id;
     if (!runId) return;
     let item = this.items.get(runId);
+    // Batch run ids start with the batch id (docs/batches.md): others are not in the batch.
+    if (!item && this.batch && !runId.startsWith(`${this.batch}:`)) return;
     if (!item) {
       item = { data: { run_id: runId, status: "running", started_at: frame.time }, li: null };
       this.items.set(runId, item);
@@ -186,7 +237,8 @@ export class ExperimentList {
   }
 
   matches(data) {
-    const haystack = [data.run_id, data.model_name, data.provider, data.comment, data.maze_name, data.status]
+    const labels = Object.entries(data.labels || {}).map(([key, value]) => `${key}=${value}`);
+    const haystack = [data.run_id, data.model_name, data.provider, data.comment, data.maze_name, data.status, ...labels]
       .filter(Boolean)
       .join(" ")
       .toLowerCase();
@@ -200,6 +252,8 @@ export class ExperimentList {
       h("span", { class: "exp-marker" }, h("span")),
       h("span", { class: "exp-id" }),
       h("span", { class: "exp-meta" }),
+      h("span", { class: "exp-where" }, h("span", { class: "exp-maze" }), h("span", { class: "exp-time" })),
+      h("span", { class: "exp-labels" }),
     );
     button.addEventListener("click", () => this.app.navigate(runId));
     const li = h("li", { "data-run-id": runId }, button);
@@ -213,13 +267,16 @@ export class ExperimentList {
     const li = item.li;
     li.className = `status-${status}${this.selected === data.run_id ? " selected" : ""}`;
     li.dataset.status = status;
-    const [marker, id, meta] = li.firstChild.children;
+    const [marker, id, meta, where, labels] = li.firstChild.children;
     setText(marker.firstChild, outcome.marker);
     marker.title = outcome.label;
     setText(id, data.run_id);
     const model = data.model_name ? `${data.provider ? `${data.provider}:` : ""}${data.model_name}` : "…";
     const steps = data.actions === undefined || data.actions === null ? "" : ` · ${data.actions} steps`;
     setText(meta, `${model}${steps} · ${outcome.label}`);
+    setText(where.firstChild, data.maze_name || "…");
+    setText(where.lastChild, data.started_at ? shortTime(data.started_at) : "…");
+    showLabels(labels, data.labels);
     const title = [
       data.run_id,
       data.maze_name ? `maze ${data.maze_name}` : "",
@@ -229,4 +286,15 @@ export class ExperimentList {
     ].filter(Boolean);
     li.firstChild.title = title.join("\n");
   }
+}
+
+/** Labels as "key=value" chips by key (text only), rebuilt only when they change. */
+function showLabels(node, labels) {
+  const pairs = Object.entries(labels && typeof labels === "object" ? labels : {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, value]) => `${key}=${value}`);
+  const key = JSON.stringify(pairs);
+  if (node.dataset.labels === key) return;
+  node.dataset.labels = key;
+  node.replaceChildren(...pairs.map((pair) => h("span", { class: "label-chip" }, pair)));
 }

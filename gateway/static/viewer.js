@@ -8,8 +8,10 @@
 // (textContent / text nodes), never parsed as HTML.
 //
 // Modules: api.js (HTTP, websocket URLs), feeds.js (websockets), run_model.js (the fold),
-// renderer.js and colors.js (the canvas), list.js, panels.js, controls.js and settings.js.
+// renderer.js and colors.js (the canvas), list.js, panels.js, controls.js and settings.js;
+// the Batches page (`#batches`, `#batch=ID`): batches.js, batch_feed.js and batch_view.js.
 
+import { BatchesPage } from "./batches.js";
 import { STORAGE_COLORS, applyCustomColors } from "./colors.js";
 import { bindControls } from "./controls.js";
 import { RunFeed } from "./feeds.js";
@@ -45,6 +47,7 @@ class Viewer {
     this.runState = null;
     this.listState = ["idle", "idle"];
     this.follow = true;
+    this.page = "runs";
 
     const prefs = loadJson(STORAGE_PREFS);
     this.speed = prefs.speed || "10";
@@ -55,6 +58,7 @@ class Viewer {
     applyCustomColors(loadJson(STORAGE_COLORS));
     this.renderer = new MazeRenderer($("maze-canvas"), $("canvas-wrap"));
     this.list = new ExperimentList(this);
+    this.batches = new BatchesPage(this);
     bindControls(this);
     buildSettings(this);
   }
@@ -75,21 +79,47 @@ class Viewer {
   }
 
   openFromHash() {
-    const match = /^#run=(.+)$/.exec(window.location.hash);
-    if (!match) return;
-    let runId;
-    try {
-      runId = decodeURIComponent(match[1]);
-    } catch {
+    const hash = window.location.hash;
+    const match = /^#(run|batch)=(.+)$/.exec(hash);
+    let id = null;
+    if (match) {
+      try {
+        id = decodeURIComponent(match[2]);
+      } catch {
+        return;
+      }
+    }
+    if (hash === "#batches" || (match && match[1] === "batch")) {
+      this.showPage("batches");
+      this.batches.show(id);
       return;
     }
+    this.showPage("runs");
+    if (!match) return;
+    const runId = id;
     if (!this.model || this.model.runId !== runId || (this.runState && this.runState[0] === "error")) {
       this.openRun(runId);
     }
   }
 
+  /** "runs" (the experiment list and the run viewer) or "batches". */
+  showPage(page) {
+    this.page = page;
+    document.body.dataset.page = page;
+    $("runs-page").hidden = page !== "runs";
+    if (page !== "batches") this.batches.hide();
+    for (const [id, name] of [
+      ["tab-runs", "runs"],
+      ["tab-batches", "batches"],
+    ]) {
+      if (page === name) $(id).setAttribute("aria-current", "page");
+      else $(id).removeAttribute("aria-current");
+    }
+  }
+
   openRun(runId) {
     if (this.feed) this.feed.close();
+    $("tab-runs").setAttribute("href", `#run=${encodeURIComponent(runId)}`);
     this.model = new RunModel(runId);
     this.shown = 0;
     this.setPlaying(false);
