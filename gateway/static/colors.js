@@ -15,6 +15,12 @@ export const COLOR_KEYS = [
   ["hover", "Hover"],
 ];
 
+/** How opaque each overlay is drawn over the maze (the renderer and the legend both use it). */
+export const LAYER_ALPHA = { seen: 0.3, path: 0.6, vision: 0.45, fog: 0.85 };
+
+/** The colours the legend explains (the hover outline explains itself). */
+export const LEGEND_KEYS = COLOR_KEYS.filter(([key]) => key !== "hover");
+
 const colorProbe = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
 
 /** Any CSS colour -> [r, g, b, a] (0-255), through the canvas' own parser. */

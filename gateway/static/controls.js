@@ -1,6 +1,8 @@
-// Playback controls: buttons, scrub bar, options, canvas hover, resizing and the keyboard.
+// Playback controls: buttons, scrub bar, options, canvas hover, resizing and the keyboard
+// (the view's own keys, + − 0 a, go to navigation.js).
 
 import { $, setText } from "./format.js";
+import { bindNavigation, viewKey } from "./navigation.js";
 
 /** Wire the page's controls to `viewer` (once, at start-up). */
 export function bindControls(viewer) {
@@ -32,10 +34,14 @@ export function bindControls(viewer) {
     box.checked = viewer[key];
     box.addEventListener("change", () => {
       viewer[key] = box.checked;
+      viewer.legend.showToggles(viewer);
       viewer.savePrefs();
       viewer.invalidate();
     });
   }
+
+  viewer.legend.showToggles(viewer);
+  bindNavigation(viewer);
 
   const canvas = $("maze-canvas");
   const coord = $("hover-coord");
@@ -109,7 +115,7 @@ function onKey(viewer, event) {
       $("show-seen").click();
       break;
     default:
-      handled = false;
+      handled = viewKey(viewer, event.key);
   }
   if (handled) event.preventDefault();
 }

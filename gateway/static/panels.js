@@ -119,8 +119,7 @@ export function showRun(model) {
   const finished = model.finished;
   const last = model.steps[model.steps.length - 1];
   if (finished) {
-    const error = finished.error ? ` — ${finished.error.error_class}: ${finished.error.message}` : "";
-    setText("run-status", `${outcome.marker} ${finished.stop_reason}: ${finished.detail}${error}`);
+    setText("run-status", `${outcome.marker} ${finished.stop_reason}: ${finishDetail(finished)}`);
     setText(
       "run-totals",
       `${num(finished.footsteps)} footsteps, ${num(finished.actions)} actions, ${num(finished.turns)} turns, ` +
@@ -139,4 +138,14 @@ export function showRun(model) {
   const heading = $("run-outcome");
   setText(heading, `${outcome.marker} ${outcome.label}`);
   heading.className = `run-outcome ${outcome.css || ""}`;
+}
+
+/** The finish detail, with the error once: a failure's detail already says "Class: message". */
+function finishDetail(finished) {
+  const detail = finished.detail || "";
+  const error = finished.error;
+  if (!error) return detail;
+  const text = `${error.error_class}: ${error.message}`;
+  if (detail.includes(error.message)) return detail;
+  return detail ? `${detail} — ${text}` : text;
 }

@@ -1,6 +1,7 @@
-// Drawing one run's maze, path, vision and agent on the canvas.
+// Drawing one run's maze, path, vision and agent on the canvas, at the viewport's zoom.
 
-import { currentColors, rgba } from "./colors.js";
+import { LAYER_ALPHA, currentColors, rgba } from "./colors.js";
+import { Viewport } from "./viewport.js";
 
 function layerCanvas(width, height) {
   const canvas = document.createElement("canvas");
@@ -10,10 +11,11 @@ function layerCanvas(width, height) {
 }
 
 /**
- * The maze canvas. Layers are kept at one pixel per tile and scaled up with smoothing off:
- * the static maze is drawn once per run (or colour change); what was seen and the path are
- * painted incrementally as the shown step advances (rebuilt only when it moves backwards).
- * A frame is a handful of drawImage calls plus the current step's overlay and the agent.
+ * The maze canvas. Layers are kept offscreen at one pixel per tile: the static maze is drawn
+ * once per run (or colour change); what was seen and the path are painted incrementally as
+ * the shown step advances (rebuilt only when it moves backwards). A frame copies only the
+ * tiles in view from each layer (one scaled drawImage of that window, however big the maze),
+ * then draws the current step's vision, the goals and the agent where they are in view.
  */
 export class MazeRenderer {
   constructor(canvas, wrap) {
@@ -21,7 +23,7 @@ export class MazeRenderer {
     this.wrap = wrap;
     this.ctx = canvas.getContext("2d");
     this.model = null;
-    this.cell = 1; // device pixels per tile
+    this.viewport = new Viewport();
     this.dpr = 1;
     this.colors = currentColors();
     this.staticLayer = null;
@@ -33,10 +35,12 @@ export class MazeRenderer {
   }
 
   setModel(model) {
+    if (model !== this.model && this.viewport.mode === "free") this.viewport.setMode("fit");
     this.model = model;
     this.staticLayer = null;
     this.layersAt = -1;
     this.layout();
+    if (this.ready()) this.viewport.setMaze(model.width, model.height);
   }
 
   setColors(colors) {
@@ -49,40 +53,21 @@ export class MazeRenderer {
     return Boolean(this.model && this.model.grid && this.model.width && this.model.height);
   }
 
-  /** Fit the canvas to its container (HiDPI aware); returns true if its size changed. */
+  /** The space for the canvas changed (resize, HiDPI): tell the viewport. */
   layout() {
+    this.dpr = window.devicePixelRatio || 1;
+    this.viewport.setView(this.wrap.clientWidth, this.wrap.clientHeight, this.dpr);
+  }
+
+  /** Size the canvas in device pixels (HiDPI aware); nothing is done when it is unchanged. */
+  sizeCanvas(width, height) {
     const canvas = this.canvas;
-    if (!this.ready()) {
-      if (canvas.width !== 0) {
-        canvas.width = 0;
-        canvas.height = 0;
-        canvas.style.width = "0px";
-        canvas.style.height = "0px";
-      }
-      return false;
-    }
-    const { width, height } = this.model;
-    const dpr = window.devicePixelRatio || 1;
-    const availableWidth = Math.max(1, this.wrap.clientWidth);
-    const availableHeight = Math.max(1, this.wrap.clientHeight);
-    const fit = Math.floor(Math.min((availableWidth * dpr) / width, (availableHeight * dpr) / height));
-    const cell = Math.max(1, Math.min(Math.round(64 * dpr), fit));
-    let cssWidth = (width * cell) / dpr;
-    let cssHeight = (height * cell) / dpr;
-    if (cssWidth > availableWidth || cssHeight > availableHeight) {
-      // Not even one device pixel per tile: let the browser scale the canvas down.
-      const shrink = Math.min(availableWidth / cssWidth, availableHeight / cssHeight);
-      cssWidth *= shrink;
-      cssHeight *= shrink;
-    }
-    const changed = cell !== this.cell || dpr !== this.dpr || canvas.width !== width * cell;
-    this.cell = cell;
-    this.dpr = dpr;
-    if (canvas.width !== width * cell) canvas.width = width * cell;
-    if (canvas.height !== height * cell) canvas.height = height * cell;
-    canvas.style.width = `${cssWidth}px`;
-    canvas.style.height = `${cssHeight}px`;
-    return changed;
+    if (canvas.width !== width) canvas.width = width;
+    if (canvas.height !== height) canvas.height = height;
+    const cssWidth = `${width / this.dpr}px`;
+    const cssHeight = `${height / this.dpr}px`;
+    if (canvas.style.width !== cssWidth) canvas.style.width = cssWidth;
+    if (canvas.style.height !== cssHeight) canvas.style.height = cssHeight;
   }
 
   buildStatic() {
@@ -149,66 +134,75 @@ export class MazeRenderer {
   }
 
   draw(view) {
+    if (!this.ready()) {
+      this.sizeCanvas(0, 0);
+      return;
+    }
     const ctx = this.ctx;
-    if (!this.ready()) return;
+    const model = this.model;
+    const vp = this.viewport;
     if (!this.staticLayer) this.buildStatic();
     this.syncLayers(view.step);
-    const model = this.model;
-    const c = this.cell;
-    const w = model.width * c;
-    const h = model.height * c;
+    const agent = model.positionAt(view.step);
+    vp.follow(agent);
+    vp.place();
+    this.sizeCanvas(vp.canvasWidth, vp.canvasHeight);
+    const area = vp.visible();
+    const s = vp.scale;
+    const dpr = this.dpr;
     ctx.save();
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.imageSmoothingEnabled = false;
     ctx.globalAlpha = 1;
-    ctx.clearRect(0, 0, w, h);
-    ctx.drawImage(this.staticLayer, 0, 0, w, h);
-    if (view.showSeen) {
-      ctx.globalAlpha = 0.3;
-      ctx.drawImage(this.seenLayer, 0, 0, w, h);
-    }
-    if (view.showPath) {
-      ctx.globalAlpha = 0.6;
-      ctx.drawImage(this.pathLayer, 0, 0, w, h);
-    }
-    if (view.showFog) {
-      ctx.globalAlpha = 0.85;
-      ctx.drawImage(this.fogLayer, 0, 0, w, h);
+    ctx.clearRect(0, 0, vp.canvasWidth, vp.canvasHeight);
+    const inView = (x, y) => x >= area.x0 && x < area.x1 && y >= area.y0 && y < area.y1;
+    if (area.x1 > area.x0 && area.y1 > area.y0) {
+      // Only the window in view: one scaled copy per layer, never a tile at a time.
+      const w = area.x1 - area.x0;
+      const h = area.y1 - area.y0;
+      const blit = (layer, alpha) => {
+        ctx.globalAlpha = alpha;
+        const [left, top] = [vp.originX + area.x0 * s, vp.originY + area.y0 * s];
+        ctx.drawImage(layer, area.x0, area.y0, w, h, left, top, w * s, h * s);
+      };
+      blit(this.staticLayer, 1);
+      if (view.showSeen) blit(this.seenLayer, LAYER_ALPHA.seen);
+      if (view.showPath) blit(this.pathLayer, LAYER_ALPHA.path);
+      if (view.showFog) blit(this.fogLayer, LAYER_ALPHA.fog);
     }
     const current = view.step > 0 ? model.steps[view.step - 1] : null;
     if (current && current.tiles_seen && current.tiles_seen.length) {
-      ctx.globalAlpha = 0.45;
+      ctx.globalAlpha = LAYER_ALPHA.vision;
       ctx.fillStyle = this.colors.vision;
-      for (const tile of current.tiles_seen) ctx.fillRect(tile[0] * c, tile[1] * c, c, c);
+      for (const tile of current.tiles_seen) {
+        if (inView(tile[0], tile[1])) ctx.fillRect(...vp.tileRect(tile[0], tile[1]));
+      }
     }
     ctx.globalAlpha = 1;
+    const goals = model.goals.slice(0, 64).filter((g) => !view.showFog || this.seenMask[g.y * model.width + g.x]);
     ctx.fillStyle = this.colors.goal;
-    for (const goal of model.goals.slice(0, 64)) {
-      if (!view.showFog || this.seenMask[goal.y * model.width + goal.x]) {
-        ctx.fillRect(goal.x * c, goal.y * c, c, c);
-      }
-    }
-    const small = c < 6 * this.dpr;
-    const line = Math.max(1, Math.round(this.dpr));
-    // Markers stay visible on big mazes where a tile is a pixel or two.
-    if (small) {
+    for (const goal of goals) if (inView(goal.x, goal.y)) ctx.fillRect(...vp.tileRect(goal.x, goal.y));
+    const line = Math.max(1, Math.round(dpr));
+    // Markers stay visible where a tile is a pixel or two.
+    if (s < 6 * dpr) {
       ctx.lineWidth = 2 * line;
       ctx.strokeStyle = this.colors.goal;
-      for (const goal of model.goals.slice(0, 16)) this.ring(goal, 5 * this.dpr);
+      for (const goal of model.goals.slice(0, 16)) this.ring(goal, 5 * dpr);
       if (model.start) {
         ctx.strokeStyle = this.colors.start;
-        this.ring(model.start, 4 * this.dpr);
+        this.ring(model.start, 4 * dpr);
       }
-    } else if (model.start) {
-      ctx.lineWidth = Math.max(line, Math.round(c / 8));
+    } else if (model.start && inView(model.start.x, model.start.y)) {
+      ctx.lineWidth = Math.max(line, Math.round(s / 8));
       ctx.strokeStyle = this.colors.start;
+      const [x, y, w, h] = vp.tileRect(model.start.x, model.start.y);
       const inset = ctx.lineWidth / 2;
-      ctx.strokeRect(model.start.x * c + inset, model.start.y * c + inset, c - 2 * inset, c - 2 * inset);
+      ctx.strokeRect(x + inset, y + inset, w - 2 * inset, h - 2 * inset);
     }
-    const agent = model.positionAt(view.step);
     if (agent) {
-      const radius = Math.max(c * 0.4, 3.5 * this.dpr);
+      const radius = Math.max(s * 0.4, 3.5 * dpr);
       ctx.beginPath();
-      ctx.arc((agent.x + 0.5) * c, (agent.y + 0.5) * c, radius, 0, Math.PI * 2);
+      ctx.arc(vp.originX + (agent.x + 0.5) * s, vp.originY + (agent.y + 0.5) * s, radius, 0, Math.PI * 2);
       ctx.fillStyle = this.colors.agent;
       ctx.fill();
       ctx.lineWidth = line;
@@ -216,20 +210,40 @@ export class MazeRenderer {
       ctx.stroke();
     }
     if (view.hover) {
-      ctx.lineWidth = Math.max(line, Math.round(c / 10));
+      ctx.lineWidth = Math.max(line, Math.round(s / 10));
       ctx.strokeStyle = this.colors.hover;
-      const size = Math.max(c, 4 * this.dpr);
-      const offset = (size - c) / 2;
-      ctx.strokeRect(view.hover.x * c - offset, view.hover.y * c - offset, size, size);
+      const [x, y, w] = vp.tileRect(view.hover.x, view.hover.y);
+      const size = Math.max(w, 4 * dpr);
+      const offset = (size - w) / 2;
+      ctx.strokeRect(x - offset, y - offset, size, size);
     }
     ctx.restore();
+    this.describe(area);
+  }
+
+  /** The view as data- attributes of the canvas (for tests and the curious): read-only. */
+  describe(area) {
+    const vp = this.viewport;
+    const data = this.canvas.dataset;
+    const values = {
+      viewMode: vp.mode,
+      scale: String(Math.round((vp.scale / this.dpr) * 1000) / 1000), // CSS pixels per tile
+      visible: `${area.x0} ${area.y0} ${area.x1} ${area.y1}`,
+      // The tile coordinates at the middle of the canvas.
+      centre: [vp.canvasWidth / 2 - vp.originX, vp.canvasHeight / 2 - vp.originY]
+        .map((v) => (v / vp.scale).toFixed(2))
+        .join(" "),
+    };
+    for (const [key, value] of Object.entries(values)) if (data[key] !== value) data[key] = value;
   }
 
   ring(p, radius) {
-    const c = this.cell;
+    const vp = this.viewport;
     const ctx = this.ctx;
     ctx.beginPath();
-    ctx.arc((p.x + 0.5) * c, (p.y + 0.5) * c, Math.max(radius, c), 0, Math.PI * 2);
+    const x = vp.originX + (p.x + 0.5) * vp.scale;
+    const y = vp.originY + (p.y + 0.5) * vp.scale;
+    ctx.arc(x, y, Math.max(radius, vp.scale), 0, Math.PI * 2);
     ctx.stroke();
   }
 
@@ -238,8 +252,9 @@ export class MazeRenderer {
     if (!this.ready()) return null;
     const rect = this.canvas.getBoundingClientRect();
     if (!rect.width || !rect.height) return null;
-    const x = Math.floor(((clientX - rect.left) / rect.width) * this.model.width);
-    const y = Math.floor(((clientY - rect.top) / rect.height) * this.model.height);
+    const px = ((clientX - rect.left) / rect.width) * this.canvas.width;
+    const py = ((clientY - rect.top) / rect.height) * this.canvas.height;
+    const { x, y } = this.viewport.tileAtCanvas(px, py);
     if (x < 0 || y < 0 || x >= this.model.width || y >= this.model.height) return null;
     return { x, y };
   }

@@ -19,6 +19,7 @@ export function buildSettings(viewer) {
     const colors = currentColors();
     for (const [key] of COLOR_KEYS) inputs[key].value = hex(colors[key]);
     viewer.renderer.setColors(colors);
+    viewer.legend.show(colors);
     viewer.invalidate();
   };
   for (const [key, label] of COLOR_KEYS) {

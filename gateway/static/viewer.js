@@ -7,16 +7,18 @@
 // Security: run data (reasoning, messages, comments, ids...) is only ever inserted as text
 // (textContent / text nodes), never parsed as HTML.
 //
-// Modules: api.js (HTTP, websocket URLs), feeds.js (websockets), run_model.js (the fold),
-// renderer.js and colors.js (the canvas), list.js, panels.js, controls.js and settings.js;
-// the Batches page (`#batches`, `#batch=ID`): batches.js, batch_feed.js and batch_view.js.
+// Modules: api.js, feeds.js (websockets), run_model.js (the fold), renderer.js, viewport.js,
+// colors.js, legend.js (the canvas), navigation.js (zoom, pan), list.js, panels.js, controls.js,
+// settings.js; the Batches page (`#batches`, `#batch=ID`): batches.js, batch_feed.js, batch_view.js.
 
 import { BatchesPage } from "./batches.js";
 import { STORAGE_COLORS, applyCustomColors } from "./colors.js";
 import { bindControls } from "./controls.js";
 import { RunFeed } from "./feeds.js";
 import { $, loadJson, saveJson, setText } from "./format.js";
+import { buildLegend } from "./legend.js";
 import { ExperimentList } from "./list.js";
+import { showView } from "./navigation.js";
 import { showRun, showStep } from "./panels.js";
 import { MazeRenderer } from "./renderer.js";
 import { RunModel } from "./run_model.js";
@@ -57,6 +59,7 @@ class Viewer {
 
     applyCustomColors(loadJson(STORAGE_COLORS));
     this.renderer = new MazeRenderer($("maze-canvas"), $("canvas-wrap"));
+    this.legend = buildLegend();
     this.list = new ExperimentList(this);
     this.batches = new BatchesPage(this);
     bindControls(this);
@@ -280,17 +283,18 @@ class Viewer {
     if (this.playing && this.model) this.advance(now);
     if (this.canvasDirty) {
       this.canvasDirty = false;
-      this.renderer.draw({
-        step: this.shown,
-        showPath: this.showPath,
-        showSeen: this.showSeen,
-        showFog: this.showFog,
-        hover: this.hover,
-      });
+      this.renderer.draw(this.viewState());
+      showView(this);
       this.updateControls();
       this.updatePanels();
     }
     if (this.playing) this.requestFrame();
+  }
+
+  /** What the renderer draws: the shown step and the overlays switched on. */
+  viewState() {
+    const { showPath, showSeen, showFog, hover } = this;
+    return { step: this.shown, showPath, showSeen, showFog, hover };
   }
 
   updateControls() {
