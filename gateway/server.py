@@ -239,6 +239,20 @@ class Gateway:
         if producer is not None:
             await stop_quietly(producer)
 
+    def healthy(self) -> bool:
+        """For a separate /healthz, cheap (no request): listening, the hub reads the run
+        events and the producer is up. ``GET /healthz`` here also asks Kafka and PostgreSQL."""
+        return (
+            self._server is not None
+            and self.hub.running
+            and self.hub.healthy
+            and self._producer is not None
+        )
+
+    def consumers(self) -> list[tuple[str, Any]]:
+        """The hub's consumer (no group: it reads every partition), for the consumer lag."""
+        return [(f"{self.topics.prefix}.gateway-hub", self.hub._consumer)]
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set."""
         await self.start()

@@ -36,6 +36,8 @@ from oriole.kafka.codec import (
     decode_run_event,
 )
 from oriole.kafka.topics import Topics
+from oriole.telemetry import tracing
+from oriole.telemetry.dead_letters import DEAD_LETTERS
 from projections.batch_rows import BATCH_EVENT_CLASSES
 from projections.database import CONNECTION_ERRORS
 from projections.start_requests import (
@@ -72,6 +74,10 @@ BATCH_SECONDS = Histogram(
 LAG_SECONDS = Gauge(
     "oriole_projector_lag_seconds", "Age of the newest event of the last stored batch."
 )
+LAG_EVENTS = Gauge(
+    "oriole_projector_lag_events",
+    "Records on the projector's partitions not yet read (its oriole_consumer_lag, summed).",
+)
 
 
 #: Database errors that say nothing about the events: the server is unreachable, or in a
@@ -107,6 +113,8 @@ class Projector:
         self.group_id = group_id or f"{topics.prefix}.projector"
         #: True while the last attempt to write failed (PostgreSQL unreachable).
         self.waiting_for_database = False
+        #: True while the consumer runs (between its start and its stop).
+        self.consuming = False
         self._consumer: Any = None
         self._producer: Any = None
 
@@ -125,14 +133,25 @@ class Projector:
             max_poll_interval_ms=24 * 3600 * 1000,
         )
         await self._consumer.start()
+        self.consuming = True
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 if batches:
-                    await self._handle(batches, stop)
+                    with tracing.projection_batch(batches, self.topics.runs_events):
+                        await self._handle(batches, stop)
         finally:
+            self.consuming = False
             await stop_quietly(self._consumer)
             await stop_quietly(self._producer)
+
+    def healthy(self) -> bool:
+        """For /healthz, cheap: consuming, and PostgreSQL takes the events."""
+        return self.consuming and not self.waiting_for_database
+
+    def consumers(self) -> list[tuple[str, Any]]:
+        """(group, consumer), for the consumer lag."""
+        return [(self.group_id, self._consumer)]
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything on the run events topic *now* is archived (or timeout).
@@ -182,6 +201,7 @@ class Projector:
                         pairs.append((decode_run_event(record.value), record))
                 except Exception as exc:  # any record, however hostile, is one dead letter
                     EVENTS.labels("undecodable").inc()
+                    DEAD_LETTERS.labels(record.topic).inc()
                     letters.append(dead_letter_for(record, exc, self.topics.deadletter))
         # Requests first: a rejection in the same batch marks its request.
         if (requests or rejections) and not await self._store_requests(requests, rejections, stop):
@@ -218,6 +238,7 @@ class Projector:
             if len(pairs) == 1:
                 event, record = pairs[0]
                 EVENTS.labels("refused").inc()
+                DEAD_LETTERS.labels(record.topic).inc()
                 log.error(
                     "%s event %s refused by PostgreSQL (%s: %s); dead-lettered",
                     _name(event),

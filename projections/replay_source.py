@@ -22,7 +22,6 @@ from oriole.kafka import ensure_topics
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.codec import (
     REPLAY_HEADER,
-    TRACE_HEADER,
     TYPE_HEADER,
     VERSION_HEADER,
     UndecodableMessage,
@@ -30,6 +29,7 @@ from oriole.kafka.codec import (
 )
 from oriole.kafka.topics import Topics
 from oriole.origin import origin_digest
+from oriole.telemetry.tracing import trace_headers
 from projections.batch_rows import has_ended, unended_attempts
 from projections.batch_store import UNFINISHED_BATCHES, batch_events_of
 from projections.rows import event_from_archive
@@ -123,7 +123,7 @@ async def _publish(
                 headers = [
                     (TYPE_HEADER, event.type.encode()),
                     (VERSION_HEADER, str(event.schema_version).encode()),
-                    (TRACE_HEADER, event.run_id.encode()),
+                    *trace_headers(event.run_id),
                     *extra_headers,
                 ]
                 pending.append(

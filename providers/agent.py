@@ -14,6 +14,7 @@ from oriole.llm.pricing import Price
 from oriole.llm.turn import CallInfo, TurnLoop
 from oriole.memory import ActionRecord
 from oriole.redaction import Redactor
+from oriole.telemetry import tracing
 from providers.transport import EndpointPool
 
 log = logging.getLogger("oriole.providers.agent")
@@ -54,9 +55,8 @@ class LLMAgent:
         pool = await self._pool()
         call_id = self._new_call_id()
         try:
-            result = await pool.chat(
-                step.request, affinity=observation.run_id, endpoint=self.spec.endpoint
-            )
+            call = pool.chat(step.request, affinity=observation.run_id, endpoint=self.spec.endpoint)
+            result = await tracing.model_call(call, self.spec.provider, self.spec.model)
         except ProviderError as exc:
             failed = ModelCall(
                 call_id=call_id,

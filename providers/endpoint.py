@@ -45,7 +45,16 @@ def join_url(base: str, path: str) -> str:
 class Endpoint:
     """One endpoint's live state; ``url`` may hold credentials, ``display`` never does."""
 
-    __slots__ = ("breaker", "display", "healthy", "in_flight", "provider", "semaphore", "url")
+    __slots__ = (
+        "_announced_open",
+        "breaker",
+        "display",
+        "healthy",
+        "in_flight",
+        "provider",
+        "semaphore",
+        "url",
+    )
 
     def __init__(self, provider: str, url: str, breaker: CircuitBreaker, concurrency: int) -> None:
         self.provider = provider
@@ -55,6 +64,8 @@ class Endpoint:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.healthy = True
         self.in_flight = 0
+        #: Whether the last breaker line logged said "open" (half-open counts as still open).
+        self._announced_open = False
 
     def __repr__(self) -> str:
         return f"Endpoint({self.display})"
@@ -123,7 +134,11 @@ class Endpoint:
         self, before: BreakerState, now: float, error: ProviderError | None
     ) -> None:
         after = self.breaker.state(now)
-        if after != before:
+        # Logged once per change between closed and not closed: an endpoint that stays down
+        # goes open -> half-open -> open again at every failed probe after the reset period,
+        # which is the same outage, not news (it used to log "circuit open" every 30 s).
+        if after != "half_open" and (after == "open") != self._announced_open:
+            self._announced_open = after == "open"
             if after == "open":
                 cause = f" (last: {type(error).__name__})" if error is not None else ""
                 log.warning(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import random
@@ -189,9 +190,12 @@ class EndpointPool:
             raise RuntimeError("EndpointPool is closed")
         interval = self._policy.health_check_interval_seconds
         if self._health_task is None and self._wire.health_path is not None and interval > 0:
+            # In a fresh context: the pool starts during some run's first model call, and
+            # the checks must not carry that run's log context and span for ever.
             self._health_task = asyncio.create_task(
                 self._health_loop(self._wire.health_path, interval),
                 name=f"oriole-health-{self._provider}",
+                context=contextvars.Context(),
             )
 
     async def close(self) -> None:

@@ -31,6 +31,7 @@ from oriole.kafka.codec import encode
 from oriole.kafka.topics import Topics
 from oriole.redaction import redact_userinfo
 from oriole.run_state import RunState
+from oriole.telemetry import tracing
 from streams import metrics
 from streams.event_log import RebuiltRuns, read_checkpoints
 
@@ -63,6 +64,8 @@ class AgentRunner:
         self.agents: dict[str, Agent] = {}
         self.decided: dict[str, int] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        #: Each run's newest record headers: the parent of its next decision's span.
+        self.traces = tracing.RunContexts()
         self._limit = asyncio.Semaphore(max_concurrency)
         self._catch_up: dict[Any, int] = {}
         self._producer: Any = None
@@ -86,6 +89,7 @@ class AgentRunner:
                         run_id = self.runs.fold(record.value, tp.partition, record.offset)
                         if run_id is not None:
                             touched.add(run_id)
+                            self.traces.note(run_id, record.headers)
                 if self._catch_up:
                     if not await self._caught_up():
                         continue
@@ -93,7 +97,7 @@ class AgentRunner:
                     self.ready.set()
                 for run_id in touched:
                     self._consider(run_id)
-                metrics.ACTIVE_RUNS.labels("agents").set(len(self.runs.active))
+                metrics.runs_in_flight("agents", len(self.runs.active))
         finally:
             await self._cancel_all()
             await stop_quietly(self._consumer)
@@ -123,6 +127,7 @@ class AgentRunner:
         self.runs = RebuiltRuns()
         self.agents.clear()
         self.decided.clear()
+        self.traces.clear()
         self.ready.clear()
 
     async def _on_assigned(self, assigned: set[Any]) -> None:
@@ -166,6 +171,7 @@ class AgentRunner:
         state = self.runs.active.get(run_id)
         if state is None:
             self.agents.pop(run_id, None)
+            self.traces.forget(run_id)
             self.decided.pop(run_id, None)
             task = self.tasks.pop(run_id, None)
             if task is not None:
@@ -175,7 +181,10 @@ class AgentRunner:
             return
         if run_id in self.tasks and not self.tasks[run_id].done():
             return
-        task = asyncio.create_task(self._decide(state, state.seq), name=f"decide {run_id}")
+        decide = functools.partial(self._decide, state, state.seq)
+        task = asyncio.create_task(
+            tracing.decision(state, decide, self.traces), name=f"decide {run_id}"
+        )
         self.tasks[run_id] = task
         task.add_done_callback(functools.partial(self._finished, run_id))
 

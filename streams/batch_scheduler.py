@@ -47,6 +47,7 @@ from oriole.kafka.topics import Topics
 from oriole.llm.pricing import PriceTable
 from oriole.maze import Maze
 from oriole.schema_base import utc_now
+from streams import metrics
 from streams.batch_log import read_batch_logs
 
 log = logging.getLogger("oriole.streams.batches")
@@ -107,6 +108,7 @@ class BatchScheduler:
     def _on_revoked(self) -> None:
         self._gained = None
         self.states, self.plans = {}, {}
+        metrics.show_batches(self.states, {})
         self.ready.clear()
 
     async def _rebuild(self) -> None:
@@ -141,6 +143,7 @@ class BatchScheduler:
                     log.error("batch %s cannot be planned again: %s", batch_id, plan)
         active = sum(1 for state in self.states.values() if state.active)
         log.info("batch scheduler owns partitions %s (%d active batches)", sorted(owned), active)
+        metrics.show_batches(self.states, self._budgets())
         self.ready.set()
 
     # --- commands -----------------------------------------------------------------------
@@ -157,6 +160,7 @@ class BatchScheduler:
                 except Exception as exc:
                     await self._dead_letter(record, exc)
                 commits[tp] = record.offset + 1
+        metrics.show_batches(self.states, self._budgets())
         try:
             await self._consumer.commit(commits)
         except Exception as exc:
@@ -234,6 +238,9 @@ class BatchScheduler:
             spec, batch_id, find_maze=self.find_maze, prices=self.prices, endpoints=self.endpoints
         )
 
+    def _budgets(self) -> dict[str, float | None]:
+        return {batch_id: plan.policy.budget_usd for batch_id, plan in self.plans.items()}
+
     def _launch(self, batch_id: str) -> tuple[list[BatchEvent], list[Launch]]:
         plan = self.plans[batch_id]
         return launches(self.states[batch_id], plan.policy, plan.slots, self.clock())
@@ -265,6 +272,7 @@ class BatchScheduler:
 
     async def _dead_letter(self, record: Any, error: BaseException) -> None:
         log.warning("batch command %s@%s dead-lettered: %s", record.topic, record.offset, error)
+        metrics.DEAD_LETTERS.labels(record.topic).inc()
         with contextlib.suppress(Exception):
             out = dead_letter_for(record, error, self.topics.deadletter)
             await self._producer.send_and_wait(

@@ -64,6 +64,7 @@ from oriole.rules import (
 from oriole.run_state import RunState
 from oriole.schema_base import utc_now
 from oriole.storable import without_nul
+from oriole.telemetry import tracing
 from streams import metrics
 from streams.event_log import RebuiltRuns, read_checkpoints, rebuild
 
@@ -197,7 +198,7 @@ class MazeProcessor:
         self._owned = owned
         self._dirty = set(owned)
         self._recover = True
-        metrics.ACTIVE_RUNS.labels("maze").set(len(self.runs.active))
+        metrics.runs_in_flight("maze", len(self.runs.active))
         self.ready.set()
         log.info("maze processor owns command partitions %s", sorted(owned))
 
@@ -217,7 +218,8 @@ class MazeProcessor:
                     elif tp.topic == self.topics.runs_control:
                         self._ingest_control(record)
                     else:
-                        self._handle_command(record)
+                        with tracing.consuming("oriole.maze.command", record):
+                            self._handle_command(record)
                 except Exception as exc:
                     self._dead_letter(record, exc)
                 commits[tp] = record.offset + 1
@@ -280,21 +282,25 @@ class MazeProcessor:
 
     async def _ingest_start(self, record: Any) -> None:
         origin = start_origin(record.topic, record.partition, record.offset, record.timestamp)
+        began = tracing.now()  # the admission span opens once the run id is known
         try:
             # In a thread: decoding and admitting a start with a 1000x1000 maze takes most of
             # a second, which the event loop (heartbeats, other runs) must not wait for.
             verdict = await asyncio.to_thread(self._admit, record.value, origin)
         except UndecodableMessage as exc:
             run_id = run_id_of_key(record.key)
-            self._reject(run_id, [("event", str(exc))], record.value, origin, key=record.key)
-            self._dead_letter(record, exc)
+            with tracing.admission(record, run_id, began, "undecodable"):
+                self._reject(run_id, [("event", str(exc))], record.value, origin, key=record.key)
+                self._dead_letter(record, exc)
             return
         if not isinstance(verdict, Admitted):
             problems = list(verdict.problems)
-            self._reject(verdict.run_id, problems, record.value, origin, key=record.key)
+            with tracing.admission(record, verdict.run_id, began, "rejected"):
+                self._reject(verdict.run_id, problems, record.value, origin, key=record.key)
             return
         command = StartCommand(request=verdict.request, origin=origin)
-        self._send(encode(self.topics.runs_commands, command, command.run_id))
+        with tracing.admission(record, command.run_id, began, "admitted"):
+            self._send(encode(self.topics.runs_commands, command, command.run_id))
 
     def _admit(self, value: bytes | None, origin: str) -> Admitted | Rejected:
         data = json_object(value)
@@ -418,6 +424,7 @@ class MazeProcessor:
         for event in events:
             state.apply(event)
             metrics.RUN_EVENTS.labels(event.type).inc()
+            metrics.run_event_written(state, event)
             started = event.run_id if isinstance(event, RunStarted) else None
             self._send(encode(self.topics.runs_events, event, event.run_id), started)
         if state.finished is not None:
@@ -428,7 +435,7 @@ class MazeProcessor:
                 state.finished.stop_reason.value,
                 extra={"run_id": state.run_id},
             )
-        metrics.ACTIVE_RUNS.labels("maze").set(len(self.runs.active))
+        metrics.runs_in_flight("maze", len(self.runs.active))
 
     def _tick(self) -> None:
         """The lifecycle timer (and crash recovery): see `oriole.rules.handle_tick`."""
@@ -440,7 +447,8 @@ class MazeProcessor:
                 log.exception("the timer of run %s failed", state.run_id)
                 continue
             if events:
-                self._append(state, events)
+                with tracing.run_span("oriole.maze.timer", state.run_id):
+                    self._append(state, events)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from oriole.environment.settings import Settings
 from oriole.kafka.topics import Topics
@@ -29,6 +30,8 @@ class Worker:
     agents: ConfiguredAgentFactory
     batches: BatchScheduler
     forwarder: BatchForwarder
+    #: Between the start and the end of :meth:`run`.
+    running: bool = field(default=False, init=False)
 
     @classmethod
     def create(
@@ -70,6 +73,7 @@ class Worker:
         return cls(processor, runner, agents, batches, forwarder)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.running = True
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.processor.run(stop), name="maze processor")
@@ -77,6 +81,7 @@ class Worker:
                 group.create_task(self.batches.run(stop), name="batch scheduler")
                 group.create_task(self.forwarder.run(stop), name="batch forwarder")
         finally:
+            self.running = False
             await self.agents.close()
 
     async def wait_ready(self) -> None:
@@ -84,3 +89,26 @@ class Worker:
         await self.processor.ready.wait()
         await self.runner.ready.wait()
         await self.batches.ready.wait()
+
+    def health(self) -> dict[str, bool]:
+        """For /healthz, cheap: each part runs and has joined its group and rebuilt its state
+        (false for a moment during a rebalance, when it owns nothing it can act on)."""
+        return {
+            "maze processor": self.running and self.processor.ready.is_set(),
+            "agent runner": self.running and self.runner.ready.is_set(),
+            "batch scheduler": self.running and self.batches.ready.is_set(),
+            "batch forwarder": self.running,
+        }
+
+    def healthy(self) -> bool:
+        return all(self.health().values())
+
+    def consumers(self) -> list[tuple[str, Any]]:
+        """(group, consumer) of each part, for the consumer lag (a consumer is None until its
+        part starts)."""
+        return [
+            (self.processor.group_id, self.processor._consumer),
+            (self.runner.group_id, self.runner._consumer),
+            (self.batches.group_id, self.batches._consumer),
+            (self.forwarder.group_id, self.forwarder._consumer),
+        ]

@@ -24,9 +24,16 @@ from oriole import generators
 from oriole.cli.common import catalogue, console, settings, stack_connection, stack_topics
 from oriole.cli.run import publish_and_follow
 from oriole.cli.run_display import print_summary
-from oriole.cli.services import Services, Supervised, until_signalled
+from oriole.cli.services import (
+    PROJECTOR_METRICS_PORT,
+    WORKER_METRICS_PORT,
+    Services,
+    Supervised,
+    stack_lag_monitor,
+    until_signalled,
+)
 from oriole.environment.logs import configure_logging
-from oriole.environment.settings import Settings
+from oriole.environment.settings import Settings, load_settings
 from oriole.environment.stack_file import (
     Connection,
     StackInfo,
@@ -39,7 +46,10 @@ from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, prepare_clients
 from oriole.kafka.rdkafka_bridge import RdkafkaBridge
 from oriole.kafka.topics import Topics
+from oriole.telemetry.tracing import configure_tracing
 from projections.database import Database, open_database, redact
+from projections.projector import LAG_EVENTS as PROJECTOR_LAG_EVENTS
+from projections.projector import Projector
 from projections.replay_source import (
     republish_unstarted_requests,
     restore_unfinished_batches,
@@ -63,6 +73,7 @@ def up(
     """Start the broker (embedded unless configured) and a worker; Ctrl-C stops everything."""
     current = settings()
     configure_logging(current)
+    configure_tracing(current, "up")
     # Stopping drains the projector (up to 20 s) before the broker goes: a longer grace.
     asyncio.run(until_signalled(lambda stop: _up(current, stop, demo), grace=60.0))
 
@@ -141,6 +152,17 @@ async def _serve(
         requested = await republish_unstarted_requests(db.pool, services.bootstrap_servers, topics)
         _report("Published again", "start request(s) that never became runs", requested)
     _print_banner(current, info, topics, broker, bridge, db, stack_file)
+    async with stack_lag_monitor(workers, projectors, gateway):
+        await _run_services(workers, projectors, stop, demo, info)
+
+
+async def _run_services(
+    workers: Supervised[Worker],
+    projectors: Supervised[Projector],
+    stop: asyncio.Event,
+    demo: bool,
+    info: StackInfo,
+) -> None:
     worker_stop, projector_stop = asyncio.Event(), asyncio.Event()
     worker_task = asyncio.create_task(workers.run(worker_stop), name="worker")
     projector_task = asyncio.create_task(projectors.run(projector_stop), name="projector")
@@ -225,56 +247,97 @@ async def _demo(worker: Worker, info: StackInfo) -> None:
 # --- one service on its own -----------------------------------------------------------------
 
 
-def _standalone() -> Services:
+MetricsPortOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-port",
+        help="Where to serve /metrics and /healthz: off, a port (0: a free one) or host:port. "
+        "Overrides ORIOLE_METRICS_PORT.",
+        show_default=False,
+    ),
+]
+
+
+def _standalone(metrics_port: str | None = None) -> Services:
     """Settings, logging and the broker to join, for a service run on its own."""
     current = settings()
+    if metrics_port is not None:
+        current = load_settings(metrics_port=metrics_port)
     configure_logging(current)
     conn = stack_connection()
     return Services(current, conn.bootstrap_servers, stack_topics(conn), catalogue())
 
 
-def worker() -> None:
+def worker(metrics_port: MetricsPortOption = None) -> None:
     """Run one worker (maze processor + agent runner) against the configured Kafka.
 
     Start several to share the load: they form consumer groups and split the partitions.
+    /metrics and /healthz: 127.0.0.1:9464 unless ORIOLE_METRICS_PORT says otherwise.
     """
-    services = _standalone()
+    services = _standalone(metrics_port)
+    configure_tracing(services.settings, "worker")
 
     async def main(stop: asyncio.Event) -> None:
-        await services.join_broker()
-        log.info("worker connected to %s", services.bootstrap_servers)
-        await services.worker().run(stop)
+        worker = services.worker()
+        async with services.telemetry(
+            "worker",
+            health=worker.health,
+            consumers=worker.consumers,
+            default_port=WORKER_METRICS_PORT,
+        ):
+            await services.join_broker()
+            log.info("worker connected to %s", services.bootstrap_servers)
+            await worker.run(stop)
 
     asyncio.run(until_signalled(main))
 
 
-def projector() -> None:
+def projector(metrics_port: MetricsPortOption = None) -> None:
     """Run one projector: run events into the PostgreSQL archive and projections.
 
     Start several to share the load; while PostgreSQL is down they wait and catch up later.
+    /metrics and /healthz: 127.0.0.1:9465 unless ORIOLE_METRICS_PORT says otherwise.
     """
-    services = _standalone()
+    services = _standalone(metrics_port)
+    configure_tracing(services.settings, "projector")
 
     async def main(stop: asyncio.Event) -> None:
         await services.join_broker()
         async with open_database(services.settings) as db:
             log.info("projector connected to %s and %s", services.bootstrap_servers, redact(db.dsn))
-            await services.projector(db.pool).run(stop)
+            projector = services.projector(db.pool)
+            async with services.telemetry(
+                "projector",
+                health=lambda: {"projector": projector.healthy()},
+                consumers=projector.consumers,
+                default_port=PROJECTOR_METRICS_PORT,
+                lag_total=PROJECTOR_LAG_EVENTS.set,
+            ):
+                await projector.run(stop)
 
     asyncio.run(until_signalled(main))
 
 
-def gateway() -> None:
+def gateway(metrics_port: MetricsPortOption = None) -> None:
     """Run the websocket/HTTP gateway (viewer, live feeds, read API) on its own.
 
     It reads the archive and tails the run events topic; start several behind a load
-    balancer if one is not enough (each tails the topic on its own).
+    balancer if one is not enough (each tails the topic on its own). Its own port serves
+    /metrics and /healthz; ORIOLE_METRICS_PORT (or --metrics-port) opens another for them.
     """
-    services = _standalone()
+    services = _standalone(metrics_port)
+    configure_tracing(services.settings, "gateway")
 
     async def main(stop: asyncio.Event) -> None:
         await services.join_broker()
         async with open_database(services.settings) as db:
-            await services.gateway(db.pool).run(stop)
+            gateway = services.gateway(db.pool)
+            async with services.telemetry(
+                "gateway",
+                health=lambda: {"gateway": gateway.healthy()},
+                consumers=gateway.consumers,
+                default_port=None,
+            ):
+                await gateway.run(stop)
 
     asyncio.run(until_signalled(main))

@@ -2,8 +2,9 @@
 
 `oriole up` runs all three in one process and the standalone commands run one each; both
 build them through :class:`Services`, so a setting reaches every service the same way.
-Also here: the supervisor that restarts a failed service of `oriole up`, and the signal
-handling every long-running command shares.
+Also here: the supervisor that restarts a failed service of `oriole up`, the signal
+handling every long-running command shares, and each process's telemetry (consumer lag of
+its services, and /metrics and /healthz of a standalone command on ``ORIOLE_METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,8 +21,12 @@ from gateway.server import Gateway
 from oriole.backoff import Backoff
 from oriole.environment.catalogue import MazeCatalogue
 from oriole.environment.settings import Settings
+from oriole.errors import OrioleError
 from oriole.kafka import ensure_topics, wait_for_broker
 from oriole.kafka.topics import Topics
+from oriole.telemetry.lag import ConsumerSource, LagMonitor
+from oriole.telemetry.metrics_http import HealthCheck, MetricsServer
+from projections.projector import LAG_EVENTS as PROJECTOR_LAG_EVENTS
 from projections.projector import Projector
 from streams.worker import Worker
 
@@ -29,6 +34,10 @@ log = logging.getLogger("oriole.cli")
 
 #: Longest wait before a failed service of `oriole up` is started again.
 SUPERVISOR_MAX_DELAY = 30.0
+#: Default ports of /metrics and /healthz (``ORIOLE_METRICS_PORT`` unset); the gateway serves
+#: both on its own port and opens another only when one is configured.
+WORKER_METRICS_PORT = 9464
+PROJECTOR_METRICS_PORT = 9465
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,61 @@ class Services:
             pool=pool,
             find_maze=self.catalogue.get,
         )
+
+    @contextlib.asynccontextmanager
+    async def telemetry(
+        self,
+        process: str,
+        *,
+        health: HealthCheck,
+        consumers: ConsumerSource,
+        default_port: int | None,
+        lag_total: Callable[[float], None] | None = None,
+    ) -> AsyncIterator[MetricsServer | None]:
+        """The consumer lag of a standalone command's service and, unless
+        ``ORIOLE_METRICS_PORT`` is off, its /metrics and /healthz listener."""
+        monitor = LagMonitor()
+        monitor.watch(consumers, total=lag_total)
+        listen = self.settings.metrics_listen(default_port)
+        async with monitor:
+            if listen is None:
+                yield None
+                return
+            server = MetricsServer(host=listen[0], port=listen[1], process=process, health=health)
+            try:
+                await server.start()
+            except OSError as exc:
+                if self.settings.metrics_port is not None:
+                    raise OrioleError(
+                        f"the {process} cannot serve /metrics on {listen[0]}:{listen[1]} "
+                        f"({exc.strerror or exc}); choose another port with "
+                        "ORIOLE_METRICS_PORT or --metrics-port (0: a free port, off: none)"
+                    ) from exc
+                # The default port, taken by another worker on this host: carry on.
+                log.warning(
+                    "the default metrics port %s of the %s is taken (%s); using a free one",
+                    listen[1],
+                    process,
+                    exc.strerror or exc,
+                )
+                server.requested_port = 0
+                await server.start()
+            try:
+                yield server
+            finally:
+                await server.stop()
+
+
+def stack_lag_monitor(
+    workers: Supervised[Worker], projectors: Supervised[Projector], gateway: Gateway
+) -> LagMonitor:
+    """The consumer lag of every service of `oriole up` (served by its gateway's /metrics);
+    asks the supervisors for the current instances, so a restarted service is followed."""
+    monitor = LagMonitor()
+    monitor.watch(lambda: workers.current.consumers())
+    monitor.watch(lambda: projectors.current.consumers(), total=PROJECTOR_LAG_EVENTS.set)
+    monitor.watch(gateway.consumers)
+    return monitor
 
 
 async def until_signalled(

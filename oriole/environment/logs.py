@@ -1,7 +1,9 @@
 """Logging set-up: readable lines on a console, one JSON object per line for collectors.
 
-Records may carry ``run_id`` (``log.info(..., extra={"run_id": ...})``); the JSON format
-puts it in its own field so logs can be filtered by run.
+Records may carry ``run_id`` (``log.info(..., extra={"run_id": ...})``), and every record
+written while a service handles a run's record gets ``run_id`` and ``trace_id`` from the run's
+scope (`oriole.telemetry.log_context`); the JSON format puts them in their own fields so logs
+can be filtered by run and joined with its trace.
 
 Every record that reaches Oriole's handler, from any logger at any level, passes through
 :class:`RedactingFilter` first: a library that logs a URL with credentials, or an exception
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 
 from oriole.environment.settings import Settings, secret_values
 from oriole.redaction import Redactor
+from oriole.telemetry.log_context import RunContextFilter
 
 #: Libraries that log every request URL (httpx at INFO, with userinfo) or connection chatter;
 #: their warnings and errors are kept.
@@ -88,9 +91,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        run_id = getattr(record, "run_id", None)
-        if run_id is not None:
-            entry["run_id"] = run_id
+        for field in ("run_id", "trace_id"):
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = value
         if record.exc_text:
             entry["exception"] = record.exc_text
         elif record.exc_info:
@@ -105,6 +109,7 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RepeatFilter())
+    handler.addFilter(RunContextFilter())
     handler.addFilter(RedactingFilter(Redactor(secret_values(settings))))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -50,6 +50,7 @@ from oriole.environment.settings_sources import (
     pg_dir_message,
     settings_sources,
 )
+from oriole.environment.settings_tracing import TracingSettings
 from oriole.environment.settings_values import ENV_PREFIX, env_var_name
 
 __all__ = [
@@ -69,8 +70,9 @@ DEFAULT_ENV_FILE = Path(".env")
 
 
 # pydantic orders the fields from the last base to the first: home, Kafka, PostgreSQL,
-# gateway, process, model providers, as in docs/configuration.md.
+# gateway, process, model providers, tracing, as in docs/configuration.md.
 class Settings(
+    TracingSettings,
     LlmSettings,
     ProcessSettings,
     GatewaySettings,

@@ -15,7 +15,7 @@ from pydantic_settings import NoDecode
 
 from oriole.environment.settings_values import OptionalPath, expand_path, split_list, upper_case
 
-__all__ = ["DEFAULT_HOME", "HomeSettings", "LogLevel", "ProcessSettings"]
+__all__ = ["DEFAULT_HOME", "HomeSettings", "LogLevel", "ProcessSettings", "metrics_port_value"]
 
 DEFAULT_HOME = Path("~/.oriole")
 
@@ -53,8 +53,33 @@ class HomeSettings(BaseModel):
         return self.home / "logs"
 
 
+def metrics_port_value(value: object) -> object:
+    """``off``, a port or ``host:port`` as one canonical text (None: the command's default).
+
+    A port alone binds the loopback address, like the gateway's default: metrics name models
+    and batches, so another address (``0.0.0.0:9464`` in a container) is a deliberate choice.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r}: expected off, a port 0-65535 or host:port")
+    text = str(value).strip().lower()
+    if not text or text == "default":
+        return None
+    if text == "off":
+        return "off"
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r}: expected off, a port 0-65535 or host:port")
+    if ":" in text and not host:
+        raise ValueError(f"{value!r}: the host before ':' is empty")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets, [::]:9464")
+    return f"{host}:{int(port)}" if host else str(int(port))
+
+
 class ProcessSettings(BaseModel):
-    """Logging, and how many runs a worker takes on from which maze folders."""
+    """Logging, how many runs a worker takes on from which maze folders, where metrics go."""
 
     log_level: Annotated[LogLevel, BeforeValidator(upper_case)] = Field(
         default="INFO",
@@ -77,6 +102,27 @@ class ProcessSettings(BaseModel):
             "paths separated by ':'."
         ),
     )
+
+    metrics_port: Annotated[str | None, BeforeValidator(metrics_port_value)] = Field(
+        default=None,
+        description=(
+            "Where `oriole worker`, `oriole projector` and `oriole gateway` serve /metrics "
+            "and /healthz: 'off', a port on 127.0.0.1 (0: a free port, logged), or "
+            "host:port. Unset: worker 9464, projector 9465, gateway none (its own port "
+            "serves both). `oriole up` serves everything on the gateway."
+        ),
+    )
+
+    def metrics_listen(self, default_port: int | None) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener of a command whose default is ``default_port``
+        (None: no listener unless configured); None: no listener."""
+        value = self.metrics_port
+        if value == "off" or (value is None and default_port is None):
+            return None
+        if value is None:
+            return "127.0.0.1", int(default_port or 0)
+        host, _, port = value.rpartition(":")
+        return (host.strip("[]") or "127.0.0.1"), int(port)
 
     @field_validator("maze_dirs", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from oriole.environment.settings import Settings, SettingsError, env_var_name
@@ -126,6 +127,16 @@ def make_consumer(
     }
     settings.update(overrides)
     return AIOKafkaConsumer(*topics, **settings)
+
+
+def make_admin(bootstrap_servers: str, *, client_id: str = "oriole", timeout: float = 30.0) -> Any:
+    """An admin client with the configured security, for topics and consumer groups."""
+    return AIOKafkaAdminClient(
+        **_security,
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=int(timeout * 1000),
+    )
 
 
 async def stop_quietly(client: Any, timeout: float = 5.0) -> None:

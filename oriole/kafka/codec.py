@@ -1,8 +1,10 @@
 """How Oriole's messages look on Kafka: JSON values, run-id keys, and typed headers.
 
 Headers: ``oriole-type`` (the message ``type``), ``oriole-schema-version`` and
-``oriole-trace-id`` (the run id unless the caller has a better one), so that tools like
-kcat can filter without decoding JSON.
+``oriole-trace-id`` (the trace id of the message's context: 32 hex digits), so that tools
+like kcat can filter without decoding JSON; with tracing on also W3C ``traceparent`` (and
+``tracestate``). `oriole.telemetry.tracing` decides the trace headers, here in the one place
+every Oriole message is encoded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from oriole.events import DeadLetter, RunEvent, parse_run_event
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.schema_base import SCHEMA_VERSION, RunId, WireModel
 from oriole.storable import without_nul
+from oriole.telemetry.tracing import TRACE_HEADER as TRACE_HEADER
+from oriole.telemetry.tracing import trace_headers
 
 log = logging.getLogger("oriole.kafka")
 
@@ -29,7 +33,6 @@ Headers = list[tuple[str, bytes]]
 
 TYPE_HEADER = "oriole-type"
 VERSION_HEADER = "oriole-schema-version"
-TRACE_HEADER = "oriole-trace-id"
 REPLAY_HEADER = "oriole-replay"
 
 
@@ -46,15 +49,15 @@ class Outgoing:
 def encode(
     topic: str, message: WireModel, key: str | None, trace_id: str | None = None
 ) -> Outgoing:
+    """The message as it goes to Kafka. Its trace headers carry the current trace context;
+    without one, the trace id derived from ``trace_id`` (default: the key, a run id)."""
     kind = str(getattr(message, "type", type(message).__name__))
     value = message.model_dump_json(by_alias=True).encode()
     headers: Headers = [
         (TYPE_HEADER, kind.encode()),
         (VERSION_HEADER, str(getattr(message, "schema_version", SCHEMA_VERSION)).encode()),
     ]
-    trace = trace_id or key
-    if trace:
-        headers.append((TRACE_HEADER, trace.encode()))
+    headers.extend(trace_headers(trace_id or key))
     if len(value) > MAX_MESSAGE_BYTES - _ENVELOPE_ALLOWANCE:
         # Refused here, where the caller can still say which record it came from; the
         # producer would only fail the send later, with the whole batch.

@@ -18,7 +18,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from aiokafka.admin import (
-    AIOKafkaAdminClient,
     NewTopic,
 )
 from aiokafka.client import AIOKafkaClient
@@ -28,7 +27,7 @@ from aiokafka.errors import (
 )
 
 from oriole.errors import OrioleError
-from oriole.kafka.clients import security_options
+from oriole.kafka.clients import make_admin, security_options
 from oriole.kafka.codec import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -277,12 +276,7 @@ async def ensure_topics(
     wanted = {spec.name: spec for spec in specs}
     if not wanted:
         return []
-    admin = AIOKafkaAdminClient(
-        **security_options(),
-        bootstrap_servers=bootstrap_servers,
-        client_id=client_id,
-        request_timeout_ms=int(timeout * 1000),
-    )
+    admin = make_admin(bootstrap_servers, client_id=client_id, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
             await admin.start()
