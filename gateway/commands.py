@@ -29,7 +29,7 @@ from oriole.kafka.codec import MessageTooLarge, UndecodableMessage, encode, json
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import PriceTable
 from oriole.maze import Maze
-from oriole.telemetry import tracing
+from oriole.telemetry import run_spans, spans
 
 log = logging.getLogger("oriole.gateway")
 #: One record per write action: who (token name), what, which run, the answer.
@@ -61,7 +61,7 @@ class Commands:
     async def start_experiment(self, request: Request) -> Response:
         """``POST /api/experiments``: admit the body (in a thread), publish the start event."""
         body = request.body if isinstance(request, HttpRequest) else b""
-        began = tracing.now()
+        began = spans.now()
         try:
             verdict = await asyncio.to_thread(
                 _admit_body, body, self.find_maze, self.prices, self.endpoints
@@ -79,7 +79,7 @@ class Commands:
         start = verdict.request
         try:
             # The run's trace starts here: the start event carries this span's context.
-            with tracing.gateway_start(start.run_id, began):
+            with run_spans.gateway_start(start.run_id, began):
                 message = encode(self.topics.experiments_start, start, start.run_id)
         except MessageTooLarge as exc:
             answer = json_response(413, api.InvalidRequest([("body", str(exc))]).document())

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from gateway.frames import LiveEvent, decode_live
 from gateway.metrics import UNDECODABLE
 from oriole.kafka.clients import make_consumer, stop_quietly
-from oriole.telemetry import tracing
+from oriole.telemetry import batch_spans
 
 log = logging.getLogger("oriole.gateway.hub")
 
@@ -213,6 +213,6 @@ class Hub:
             for records in batches.values():
                 for start in range(0, len(records), self.chunk):
                     chunk = records[start : start + self.chunk]
-                    with tracing.delivery(chunk, self._runs):
+                    with batch_spans.delivery(chunk, self._runs):
                         self.dispatch(r.value for r in chunk)
                     await asyncio.sleep(0)  # let every client's task send what it got

@@ -36,7 +36,7 @@ from oriole.kafka.codec import (
     decode_run_event,
 )
 from oriole.kafka.topics import Topics
-from oriole.telemetry import tracing
+from oriole.telemetry import batch_spans
 from oriole.telemetry.dead_letters import DEAD_LETTERS
 from projections.batch_rows import BATCH_EVENT_CLASSES
 from projections.database import CONNECTION_ERRORS
@@ -138,7 +138,7 @@ class Projector:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 if batches:
-                    with tracing.projection_batch(batches, self.topics.runs_events):
+                    with batch_spans.projection_batch(batches, self.topics.runs_events):
                         await self._handle(batches, stop)
         finally:
             self.consuming = False

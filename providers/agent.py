@@ -14,7 +14,7 @@ from oriole.llm.pricing import Price
 from oriole.llm.turn import CallInfo, TurnLoop
 from oriole.memory import ActionRecord
 from oriole.redaction import Redactor
-from oriole.telemetry import tracing
+from oriole.telemetry import model_call_spans
 from providers.transport import EndpointPool
 
 log = logging.getLogger("oriole.providers.agent")
@@ -56,7 +56,7 @@ class LLMAgent:
         call_id = self._new_call_id()
         try:
             call = pool.chat(step.request, affinity=observation.run_id, endpoint=self.spec.endpoint)
-            result = await tracing.model_call(call, self.spec.provider, self.spec.model)
+            result = await model_call_spans.model_call(call, self.spec.provider, self.spec.model)
         except ProviderError as exc:
             failed = ModelCall(
                 call_id=call_id,

@@ -31,7 +31,7 @@ from oriole.kafka.codec import encode
 from oriole.kafka.topics import Topics
 from oriole.redaction import redact_userinfo
 from oriole.run_state import RunState
-from oriole.telemetry import tracing
+from oriole.telemetry import run_spans
 from streams import metrics
 from streams.event_log import RebuiltRuns, read_checkpoints
 
@@ -65,7 +65,7 @@ class AgentRunner:
         self.decided: dict[str, int] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         #: Each run's newest record headers: the parent of its next decision's span.
-        self.traces = tracing.RunContexts()
+        self.traces = run_spans.RunContexts()
         self._limit = asyncio.Semaphore(max_concurrency)
         self._catch_up: dict[Any, int] = {}
         self._producer: Any = None
@@ -183,7 +183,7 @@ class AgentRunner:
             return
         decide = functools.partial(self._decide, state, state.seq)
         task = asyncio.create_task(
-            tracing.decision(state, decide, self.traces), name=f"decide {run_id}"
+            run_spans.decision(state, decide, self.traces), name=f"decide {run_id}"
         )
         self.tasks[run_id] = task
         task.add_done_callback(functools.partial(self._finished, run_id))

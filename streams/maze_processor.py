@@ -64,7 +64,7 @@ from oriole.rules import (
 from oriole.run_state import RunState
 from oriole.schema_base import utc_now
 from oriole.storable import without_nul
-from oriole.telemetry import tracing
+from oriole.telemetry import run_spans, spans
 from streams import metrics
 from streams.event_log import RebuiltRuns, read_checkpoints, rebuild
 
@@ -218,7 +218,7 @@ class MazeProcessor:
                     elif tp.topic == self.topics.runs_control:
                         self._ingest_control(record)
                     else:
-                        with tracing.consuming("oriole.maze.command", record):
+                        with run_spans.consuming("oriole.maze.command", record):
                             self._handle_command(record)
                 except Exception as exc:
                     self._dead_letter(record, exc)
@@ -282,24 +282,24 @@ class MazeProcessor:
 
     async def _ingest_start(self, record: Any) -> None:
         origin = start_origin(record.topic, record.partition, record.offset, record.timestamp)
-        began = tracing.now()  # the admission span opens once the run id is known
+        began = spans.now()  # the admission span opens once the run id is known
         try:
             # In a thread: decoding and admitting a start with a 1000x1000 maze takes most of
             # a second, which the event loop (heartbeats, other runs) must not wait for.
             verdict = await asyncio.to_thread(self._admit, record.value, origin)
         except UndecodableMessage as exc:
             run_id = run_id_of_key(record.key)
-            with tracing.admission(record, run_id, began, "undecodable"):
+            with run_spans.admission(record, run_id, began, "undecodable"):
                 self._reject(run_id, [("event", str(exc))], record.value, origin, key=record.key)
                 self._dead_letter(record, exc)
             return
         if not isinstance(verdict, Admitted):
             problems = list(verdict.problems)
-            with tracing.admission(record, verdict.run_id, began, "rejected"):
+            with run_spans.admission(record, verdict.run_id, began, "rejected"):
                 self._reject(verdict.run_id, problems, record.value, origin, key=record.key)
             return
         command = StartCommand(request=verdict.request, origin=origin)
-        with tracing.admission(record, command.run_id, began, "admitted"):
+        with run_spans.admission(record, command.run_id, began, "admitted"):
             self._send(encode(self.topics.runs_commands, command, command.run_id))
 
     def _admit(self, value: bytes | None, origin: str) -> Admitted | Rejected:
@@ -447,7 +447,7 @@ class MazeProcessor:
                 log.exception("the timer of run %s failed", state.run_id)
                 continue
             if events:
-                with tracing.run_span("oriole.maze.timer", state.run_id):
+                with run_spans.run_span("oriole.maze.timer", state.run_id):
                     self._append(state, events)
 
 

@@ -26,8 +26,8 @@ from oriole.llm.errors import ServerError
 from oriole.llm.prompts import DEFAULT_PROMPT_VERSION
 from oriole.llm.resilience import CircuitBreaker, RetryPolicy
 from oriole.llm.wire.ollama import OllamaWire
-from oriole.telemetry import tracing
 from oriole.telemetry.log_context import RunContextFilter
+from oriole.telemetry.run_spans import run_span
 from oriole.telemetry.trace_ids import trace_id_hex
 from providers.endpoint import Endpoint
 from providers.transport import EndpointPool, TransportPolicy
@@ -78,7 +78,7 @@ def test_a_line_written_in_a_run_scope_names_the_run_and_its_trace(
     json_logs: io.StringIO,
 ) -> None:
     logger = logging.getLogger("some.library")  # not Oriole's: the scope covers any logger
-    with tracing.run_span("oriole.maze.command", "run-log-1"):
+    with run_span("oriole.maze.command", "run-log-1"):
         logger.warning("inside")
         logger.info("about another", extra={"run_id": "run-log-2"})
     logger.warning("outside")
@@ -90,7 +90,7 @@ def test_a_line_written_in_a_run_scope_names_the_run_and_its_trace(
 
 def test_the_filter_alone_fills_both_fields_for_the_formatter() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
-    with tracing.run_span("oriole.maze.timer", "run-log-3"):
+    with run_span("oriole.maze.timer", "run-log-3"):
         RunContextFilter().filter(record)
     entry = json.loads(JsonFormatter().format(record))
     assert entry["trace_id"] == trace_id_hex("run-log-3") and entry["run_id"] == "run-log-3"
@@ -212,7 +212,7 @@ async def test_the_health_loop_against_a_dead_server_logs_one_opening_and_no_run
     )
     pool = EndpointPool(OllamaWire(), [_refused_url()], policy, clock=clock)
     try:
-        with tracing.run_span("oriole.agent.decide", "run-pool-1"):
+        with run_span("oriole.agent.decide", "run-pool-1"):
             await pool.start()
         await asyncio.wait_for(enough.wait(), 60)
     finally:

@@ -38,6 +38,7 @@ from oriole.kafka.codec import TRACE_HEADER, encode
 from oriole.llm.prompts import DEFAULT_PROMPT_VERSION
 from oriole.redaction import redact_url
 from oriole.telemetry import tracing
+from oriole.telemetry.run_spans import RunContexts, decision, run_span
 from oriole.telemetry.trace_ids import format_trace_id, run_span_id, run_trace_id
 from tests.fake_llm import FakeOllama, HttpError
 from tests.kafka_support import (
@@ -106,18 +107,20 @@ from oriole.environment.settings import load_settings
 from oriole.intents import CancelRequest
 from oriole.kafka.codec import encode
 from oriole.telemetry import tracing
+from oriole.telemetry.model_call_spans import model_call
+from oriole.telemetry.run_spans import run_span
 
 settings = load_settings(env_file=None)
 on = tracing.configure_tracing(settings, "worker", environ={})
 headers = dict(encode("t", CancelRequest(run_id="run-off-1", reason="x"), "run-off-1").headers)
-with tracing.run_span("oriole.maze.timer", "run-off-1") as span:
+with run_span("oriole.maze.timer", "run-off-1") as span:
     inner = tracing.trace_headers("run-off-1")
 
 async def call():
     return 7
 
 coroutine = call()
-passed_through = tracing.model_call(coroutine, "ollama", "m") is coroutine
+passed_through = model_call(coroutine, "ollama", "m") is coroutine
 asyncio.run(coroutine)
 print(json.dumps({
     "on": on,
@@ -205,7 +208,7 @@ def test_a_configured_receiver_gets_the_spans_over_otlp_http() -> None:
         endpoint = f"http://127.0.0.1:{server.server_address[1]}"
         settings = load_settings(env_file=None, otel_endpoint=endpoint)
         assert tracing.configure_tracing(settings, "projector", environ={}) is True
-        with tracing.run_span("oriole.maze.timer", "run-otlp-1"):
+        with run_span("oriole.maze.timer", "run-otlp-1"):
             pass
         tracing.disable()  # shuts the provider down: the batch is flushed now
         assert _Receiver.received.wait(30)
@@ -228,7 +231,7 @@ def test_a_traced_message_carries_traceparent_and_the_same_trace_id(
     spans: InMemorySpanExporter,
 ) -> None:
     message = CancelRequest(run_id="run-hdr-1", reason="x")
-    with tracing.run_span("oriole.gateway.start", "run-hdr-1", root=True) as span:
+    with run_span("oriole.gateway.start", "run-hdr-1", root=True) as span:
         assert span is not None
         headers = dict(encode("t", message, "run-hdr-1").headers)
     context = span.get_span_context()
@@ -340,8 +343,8 @@ async def test_one_run_is_one_trace_across_kafka(
         )
         assert parent_of(command, index).name == expected
     assert len(decisions) >= 3
-    for decision in decisions:
-        assert parent_of(decision, index).name == "oriole.maze.command"
+    for decide_span in decisions:
+        assert parent_of(decide_span, index).name == "oriole.maze.command"
     # The records themselves: each event's traceparent names the command span that wrote it.
     command_ids = {s.context.span_id for s in commands}
     for record in records:
@@ -399,8 +402,8 @@ async def test_a_decision_span_is_the_child_of_the_event_it_answers(
 ) -> None:
     """The runner keeps each run's newest record headers; forgotten runs fall back to the
     run's root."""
-    contexts = tracing.RunContexts()
-    with tracing.run_span("oriole.maze.command", "run-dec-1") as producer:
+    contexts = RunContexts()
+    with run_span("oriole.maze.command", "run-dec-1") as producer:
         assert producer is not None
         headers = encode("t", CancelRequest(run_id="run-dec-1", reason="x"), "run-dec-1").headers
     contexts.note("run-dec-1", headers)
@@ -411,11 +414,9 @@ async def test_a_decision_span_is_the_child_of_the_event_it_answers(
     from oriole.run_state import RunState
 
     state = RunState("run-dec-1")
-    assert await tracing.decision(state, decide, contexts) == format_trace_id(
-        run_trace_id("run-dec-1")
-    )
+    assert await decision(state, decide, contexts) == format_trace_id(run_trace_id("run-dec-1"))
     contexts.forget("run-dec-1")
-    await asyncio.create_task(tracing.decision(state, decide, contexts))
+    await asyncio.create_task(decision(state, decide, contexts))
     first, second = [s for s in spans.get_finished_spans() if s.name == "oriole.agent.decide"]
     assert first.parent is not None and second.parent is not None
     assert first.parent.span_id == producer.get_span_context().span_id

@@ -1,6 +1,6 @@
 """Which run the code is working on, for the logs: one context variable and one filter.
 
-The shells enter a run's scope (`oriole.telemetry.tracing.run_span` and friends) while they
+The shells enter a run's scope (`oriole.telemetry.run_spans.run_span` and friends) while they
 handle one of its records; every log line written meanwhile, by any logger, gets that run's
 ``run_id`` and ``trace_id`` from :class:`RunContextFilter` on Oriole's handler. A context
 variable, not a logger adapter, so that library code (the transport, httpx) called from the

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 
 __all__ = ["FORCED_IDS", "format_trace_id", "run_span_id", "run_trace_id", "trace_id_hex"]
 
-#: (trace id, span id) the next root span must get: set by `oriole.telemetry.tracing` just
+#: (trace id, span id) the next root span must get: set by `oriole.telemetry.spans` just
 #: while it starts a run's root span, read by the SDK's id generator (`tracing_sdk`).
 FORCED_IDS: ContextVar[tuple[int, int] | None] = ContextVar("oriole_forced_ids", default=None)
 
