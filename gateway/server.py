@@ -40,6 +40,7 @@ from gateway.frames import (
     ws_route,
 )
 from gateway.guard import Gatekeeper, Policy, cancel_route, principals
+from gateway.health import health_response
 from gateway.http import (
     MAX_CLIENT_MESSAGE,
     content_type,
@@ -67,8 +68,6 @@ _WS_LOG = logging.getLogger("oriole.gateway.websockets")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Time the clients get to close cleanly when the gateway stops, before connections are cut.
 STOP_TIMEOUT = 5.0
-#: Longest a health probe of Kafka or PostgreSQL may take.
-HEALTH_TIMEOUT = 3.0
 DATABASE_UNAVAILABLE = "the database is unavailable; try again"
 
 
@@ -377,28 +376,9 @@ class Gateway:
         return response(200, body, content_type(path), cache="no-cache")
 
     async def _health(self) -> Response:
-        kafka, database = await asyncio.gather(self._kafka_ok(), self._database_ok())
-        ok = kafka and database
-        return json_response(
-            200 if ok else 503,
-            {"status": "ok" if ok else "unavailable", "kafka": kafka, "database": database},
+        return await health_response(
+            self.hub, self._producer, lambda: self._database(self.pool.fetchval("SELECT 1"))
         )
-
-    async def _kafka_ok(self) -> bool:
-        if not self.hub.running or not self.hub.healthy or self._producer is None:
-            return False
-        try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), HEALTH_TIMEOUT)
-        except Exception:
-            return False
-        return True
-
-    async def _database_ok(self) -> bool:
-        try:
-            await self._database(self.pool.fetchval("SELECT 1"))
-        except Exception:
-            return False
-        return True
 
     # -- websockets --------------------------------------------------------------------
 

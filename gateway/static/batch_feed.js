@@ -78,7 +78,7 @@ export class BatchFeed {
     this.timer = null;
     if (this.closed) return;
     const from = this.progress.lastSeq;
-    const url = wsUrl(`/ws/batches/${encodeURIComponent(this.progress.batchId)}`, { from_seq: from });
+    const url = wsUrl(`/ws/batches/${encodeURIComponent(this.progress.batchId)}`, { after_seq: from });
     this.handlers.state("connecting", "connecting…");
     const ws = new WebSocket(url);
     this.ws = ws;

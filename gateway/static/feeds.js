@@ -30,7 +30,7 @@ export class RunFeed {
     this.timer = null;
     if (this.closed) return;
     const from = this.model.lastSeq;
-    const url = wsUrl(`/ws/runs/${encodeURIComponent(this.model.runId)}`, { from_seq: from });
+    const url = wsUrl(`/ws/runs/${encodeURIComponent(this.model.runId)}`, { after_seq: from });
     this.handlers.state("connecting", from ? `resuming after event ${from}…` : "connecting…");
     const ws = new WebSocket(url);
     this.ws = ws;

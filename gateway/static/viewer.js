@@ -2,7 +2,7 @@
 //
 // Plain ES modules, no build step, no external resources. The gateway contract is
 // docs/gateway.md: `GET /api/experiments`, the `/ws/runs` feed (list updates) and
-// `/ws/runs/{run_id}?from_seq=N` (every event of one run, archive then live).
+// `/ws/runs/{run_id}?after_seq=N` (every event of one run, archive then live).
 //
 // Security: run data (reasoning, messages, comments, ids...) is only ever inserted as text
 // (textContent / text nodes), never parsed as HTML.
