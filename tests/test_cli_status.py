@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from oriole.cli.status import _health_check
 from tests.kafka_support import Stack
 from tests.test_metrics_processes import (
     Process,
@@ -25,8 +26,6 @@ from tests.test_metrics_processes import (
     processes,  # noqa: F401  (the fixture)
     stack,  # noqa: F401  (the fixture)
 )
-
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio]
 
 STATUS_TIMEOUT = 180.0
 
@@ -48,6 +47,8 @@ def _checks(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in document["checks"]}
 
 
+@pytest.mark.slow
+@pytest.mark.asyncio
 async def test_status_sees_a_stopped_projector_and_an_unreachable_database(
     tmp_path: Path,
     stack: Stack,  # noqa: F811
@@ -102,3 +103,21 @@ async def test_status_sees_a_stopped_projector_and_an_unreachable_database(
     assert code == 1
     database = _checks(document)["database"]
     assert database["level"] == "fail" and "unreachable" in database["detail"]
+
+
+def test_a_gateway_health_answer_is_named_and_its_services_listed() -> None:
+    """The gateway's own /healthz (all of `oriole up`) names no process: it is the gateway,
+    and its Kafka and PostgreSQL flags are the services."""
+    ok = httpx.Response(200, json={"status": "ok", "kafka": True, "database": True})
+    check = _health_check("http://gw", ok)
+    assert (check.level, check.detail) == ("ok", "gateway: healthy")
+    assert check.data == {"services": {"kafka": True, "database": True}}
+    down = httpx.Response(503, json={"status": "unavailable", "kafka": True, "database": False})
+    check = _health_check("http://gw", down)
+    assert (check.level, check.detail) == ("fail", "gateway: unhealthy (database)")
+    worker = httpx.Response(
+        503, json={"process": "worker", "status": "unhealthy", "services": {"maze": False}}
+    )
+    assert _health_check("http://w", worker).detail == "worker: unhealthy (maze)"
+    garbage = httpx.Response(502, text="<html>bad gateway</html>")
+    assert _health_check("http://x", garbage).detail == "gateway: unhealthy (HTTP 502)"

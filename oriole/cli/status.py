@@ -237,8 +237,12 @@ def _health_check(base: str, answer: httpx.Response) -> Check:
         body = answer.json()
     except ValueError:
         body = {}
-    process = body.get("process", "?") if isinstance(body, dict) else "?"
-    services = body.get("services", {}) if isinstance(body, dict) else {}
+    if not isinstance(body, dict):
+        body = {}
+    # A standalone listener names its process and services; the gateway's own /healthz (and
+    # so `oriole up`'s) reports whether it reaches Kafka and PostgreSQL.
+    process = body.get("process") or "gateway"
+    services = body.get("services") or {k: v for k, v in body.items() if isinstance(v, bool)}
     if answer.status_code == 200:
         return Check(f"process {base}", "ok", f"{process}: healthy", {"services": services})
     down = [name for name, ok in services.items() if not ok] if isinstance(services, dict) else []
