@@ -1,4 +1,8 @@
-"""Pure-core throughput: vision calls/s on a 1000x1000 maze, rules and fold events/s."""
+"""Pure-core throughput: vision calls/s on a 1000x1000 maze, rules and fold events/s.
+
+:func:`play_local` (a built-in agent playing one run in process, no Kafka) is shared with the
+projections suite (its event logs) and the backbone suite (its no-Kafka ceiling).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oriole import generators
+from oriole.agents.base import Observation
+from oriole.agents.builtin import create_builtin
+from oriole.events import RunEvent
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.intents import ActionType
 from oriole.local_run import LocalRun, ManualClock, counting_ids
+from oriole.maze import Maze
 from oriole.rng import SeededRandom
 from oriole.run_state import fold
 from oriole.schema_base import Point
 
 MOVES = [ActionType.MOVE_NORTH, ActionType.MOVE_SOUTH, ActionType.MOVE_EAST, ActionType.MOVE_WEST]
+
+
+async def play_local(
+    request: ExperimentStart, maze: Maze, clock: ManualClock, tick_seconds: float = 0.0
+) -> list[RunEvent]:
+    """The run's events when its built-in agent plays it to the end in process, as the agent
+    runner drives it (observation, decision, intent), ``tick_seconds`` of clock per step."""
+    run = LocalRun(request, maze, clock=clock)
+    agent = create_builtin(request.agent)
+    while not run.state.is_finished:
+        decision = await agent.decide(Observation.from_state(run.state), run.state.actions)
+        clock.advance(tick_seconds)
+        run.send(decision.to_intent(request.run_id, run.state.seq, run.state.turn))
+    return run.events
 
 
 def _timed(work: Any, minimum_seconds: float = 1.0) -> tuple[int, float]:

@@ -4,7 +4,11 @@ Event logs are made in memory first (real rules, random agents on generated maze
 timed); then they are stored in batches as the projector stores them (COPY-staged archive +
 projections, one transaction per batch), stored again (a full redelivery), rebuilt from the
 archive, re-verified through the core, and re-published to the replay topic of an embedded
-broker. The server is ``ORIOLE_BENCH_DATABASE_URL`` (default: the local PostgreSQL with
+broker. Interleaved with the first store, batch by batch, the baseline: as many rows as each batch
+wrote COPYed raw with asyncpg (``copy_records_to_table``, same connection, one transaction per
+batch) into a plain table with the archive's columns and types (no keys, indexes or
+projections); ``vs_raw_copy`` prints both rates and their ratio.
+The server is ``ORIOLE_BENCH_DATABASE_URL`` (default: the local PostgreSQL with
 trust auth); a scratch database is created and dropped.
 """
 
@@ -20,18 +24,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench.core import play_local
+from bench.figures import compared
 from oriole import generators
-from oriole.agents.base import Observation
-from oriole.agents.builtin import create_builtin
 from oriole.events import ActionCompleted, RunEvent
 from oriole.experiment import AgentSpec, ExperimentStart, MazeData, RunLimits
 from oriole.kafka import EmbeddedBroker, prepare_clients
 from oriole.kafka.topics import Topics
-from oriole.local_run import LocalRun, ManualClock
+from oriole.local_run import ManualClock
 from oriole.replay import verify_run
 from projections.migrate import migrate
 from projections.replay_source import publish_replay
-from projections.store import rebuild_projections, store_batch
+from projections.rows import Row, archive_row
+from projections.store import ARCHIVE_COLUMNS, rebuild_projections, store_batch
 
 RUNS = 40
 FOOTSTEPS = 400
@@ -47,14 +52,7 @@ async def _make_run(index: int) -> list[RunEvent]:
         agent=AgentSpec(provider="builtin", model="random", seed=index),
         limits=RunLimits(max_footsteps=FOOTSTEPS, max_actions=4 * FOOTSTEPS),
     )
-    clock = ManualClock(T0)
-    run = LocalRun(request, maze, clock=clock)
-    agent = create_builtin(request.agent)
-    while not run.state.is_finished:
-        decision = await agent.decide(Observation.from_state(run.state), run.state.actions)
-        clock.advance(0.5)
-        run.send(decision.to_intent(request.run_id, run.state.seq, run.state.turn))
-    return run.events
+    return await play_local(request, maze, ManualClock(T0), tick_seconds=0.5)
 
 
 def _interleave(runs: list[list[RunEvent]]) -> list[RunEvent]:
@@ -75,14 +73,36 @@ def _server_dsn(database: str | None = None) -> str:
     return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
 
 
-async def _store_all(pool: Any, events: list[RunEvent]) -> tuple[float, int]:
-    started = time.perf_counter()
-    projected = 0
+async def _store_all(
+    pool: Any, events: list[RunEvent], raw: list[Row] | None = None
+) -> tuple[float, int, float]:
+    """Seconds to store ``events`` as the projector does, projection rows written, and (with
+    ``raw``, archive rows built beforehand) seconds of the interleaved raw-COPY baseline."""
+    seconds = raw_seconds = 0.0
+    projected = copied = 0
     async with pool.acquire() as conn:
+        if raw is not None:
+            await conn.execute("CREATE TABLE raw_copy (LIKE run_events INCLUDING DEFAULTS)")
         for i in range(0, len(events), BATCH):
+            started = time.perf_counter()
             result = await store_batch(conn, events[i : i + BATCH])
+            seconds += time.perf_counter() - started
             projected += result.projected_rows
-    return time.perf_counter() - started, projected
+            if raw is None:
+                continue
+            # The same number of rows this batch wrote, COPYed raw in one transaction.
+            count = min(BATCH, len(events) - i) + result.projected_rows
+            records = [raw[(copied + k) % len(raw)] for k in range(count)]  # no keys
+            copied += count
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "raw_copy", records=records, columns=ARCHIVE_COLUMNS
+                )
+            raw_seconds += time.perf_counter() - started
+        if raw is not None:
+            await conn.execute("DROP TABLE raw_copy")
+    return seconds, projected, raw_seconds
 
 
 async def _measure(database: str) -> dict[str, Any]:
@@ -93,8 +113,9 @@ async def _measure(database: str) -> dict[str, Any]:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-        seconds, projected = await _store_all(pool, events)
-        again, _ = await _store_all(pool, events)
+        raw = [archive_row(e) for e in events]  # built before timing: the raw COPY only
+        seconds, projected, raw_seconds = await _store_all(pool, events, raw)
+        again, _, _ = await _store_all(pool, events)
         started = time.perf_counter()
         rebuilt = await rebuild_projections(pool)
         rebuild_seconds = time.perf_counter() - started
@@ -105,6 +126,7 @@ async def _measure(database: str) -> dict[str, Any]:
     verify_seconds = time.perf_counter() - started
     assert all(report.ok for report in verified)
     publish_seconds = await _publish(runs)
+    figure = round((len(events) + projected) / seconds)
     return {
         "runs": RUNS,
         "events": len(events),
@@ -112,7 +134,8 @@ async def _measure(database: str) -> dict[str, Any]:
         "batch_size": BATCH,
         "archive_events_per_second": round(len(events) / seconds),
         "projection_rows_per_second": round(projected / seconds),
-        "rows_per_second_archive_plus_projections": round((len(events) + projected) / seconds),
+        "rows_per_second_archive_plus_projections": figure,
+        "vs_raw_copy": compared(figure, round((len(events) + projected) / raw_seconds), "rows/s"),
         "redelivered_events_per_second": round(len(events) / again),
         "rebuild_rows_per_second": round(rebuilt.rows_written / rebuild_seconds),
         "replay_verify_events_per_second": round(len(events) / verify_seconds),
