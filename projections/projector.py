@@ -37,7 +37,6 @@ from oriole.kafka.codec import (
 )
 from oriole.kafka.topics import Topics
 from oriole.telemetry import batch_spans
-from oriole.telemetry.dead_letters import DEAD_LETTERS
 from projections.batch_rows import BATCH_EVENT_CLASSES
 from projections.database import CONNECTION_ERRORS
 from projections.start_requests import (
@@ -201,7 +200,6 @@ class Projector:
                         pairs.append((decode_run_event(record.value), record))
                 except Exception as exc:  # any record, however hostile, is one dead letter
                     EVENTS.labels("undecodable").inc()
-                    DEAD_LETTERS.labels(record.topic).inc()
                     letters.append(dead_letter_for(record, exc, self.topics.deadletter))
         # Requests first: a rejection in the same batch marks its request.
         if (requests or rejections) and not await self._store_requests(requests, rejections, stop):
@@ -238,7 +236,6 @@ class Projector:
             if len(pairs) == 1:
                 event, record = pairs[0]
                 EVENTS.labels("refused").inc()
-                DEAD_LETTERS.labels(record.topic).inc()
                 log.error(
                     "%s event %s refused by PostgreSQL (%s: %s); dead-lettered",
                     _name(event),

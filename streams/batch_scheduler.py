@@ -272,7 +272,6 @@ class BatchScheduler:
 
     async def _dead_letter(self, record: Any, error: BaseException) -> None:
         log.warning("batch command %s@%s dead-lettered: %s", record.topic, record.offset, error)
-        metrics.DEAD_LETTERS.labels(record.topic).inc()
         with contextlib.suppress(Exception):
             out = dead_letter_for(record, error, self.topics.deadletter)
             await self._producer.send_and_wait(

@@ -266,7 +266,6 @@ class MazeProcessor:
         self._dirty -= partitions
 
     def _dead_letter(self, record: Any, error: BaseException) -> None:
-        metrics.DEAD_LETTERS.labels(record.topic).inc()
         try:
             self._send(dead_letter_for(record, error, self.topics.deadletter))
         except Exception as exc:  # the letter itself could not be sent: say so, go on

@@ -16,9 +16,6 @@ from oriole.batch_state import BatchState
 from oriole.events import ModelCalled, RunEvent, RunFinished, RunStarted
 from oriole.experiment import RunSpec
 from oriole.run_state import RunState
-from oriole.telemetry.dead_letters import DEAD_LETTERS
-
-__all__ = ["DEAD_LETTERS"]
 
 COMMANDS = Counter(
     "oriole_commands_total",

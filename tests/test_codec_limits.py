@@ -13,6 +13,7 @@ from oriole.kafka.codec import (
     MessageTooLarge,
     UndecodableMessage,
     dead_letter,
+    dead_letter_for,
     encode,
     json_object,
 )
@@ -53,3 +54,21 @@ def test_a_dead_letter_keeps_the_head_of_a_huge_message() -> None:
     assert letter.value_kept == DEAD_LETTER_KEEP_BYTES
     assert base64.b64decode(letter.value) == huge[:DEAD_LETTER_KEEP_BYTES]
     encode("t.deadletter", letter, "k")  # fits on the topic itself
+
+
+def test_every_dead_letter_is_counted_by_the_topic_it_came_from() -> None:
+    """`dead_letter_for` builds every service's dead letters, so it is where they are counted:
+    no dead-letter path can forget `oriole_dead_letters_total`."""
+    from types import SimpleNamespace
+
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        value = REGISTRY.get_sample_value("oriole_dead_letters_total", {"topic": "t.start"})
+        return value or 0.0
+
+    record = SimpleNamespace(topic="t.start", partition=0, offset=7, key=b"\xff", value=b"{")
+    before = counted()
+    out = dead_letter_for(record, ValueError("not JSON"), "t.deadletter")
+    assert counted() == before + 1
+    assert (out.topic, out.key) == ("t.deadletter", b"\xff")  # the record's own key bytes

@@ -24,6 +24,7 @@ from oriole.events import DeadLetter, RunEvent, parse_run_event
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest, StartCommand
 from oriole.schema_base import SCHEMA_VERSION, RunId, WireModel
 from oriole.storable import without_nul
+from oriole.telemetry.dead_letters import DEAD_LETTERS
 from oriole.telemetry.tracing import TRACE_HEADER as TRACE_HEADER
 from oriole.telemetry.tracing import trace_headers
 
@@ -221,7 +222,9 @@ def _error_text(error: BaseException) -> str:
 
 
 def dead_letter_for(record: Any, error: BaseException, deadletter_topic: str) -> Outgoing:
-    """The dead-letter message for a consumed record that could not be used (logged)."""
+    """The dead-letter message for a consumed record that could not be used (logged, and
+    counted in ``oriole_dead_letters_total``: every service dead-letters through here)."""
+    DEAD_LETTERS.labels(record.topic).inc()
     log.warning(
         "message %s[%s]@%s to the dead-letter topic: %s",
         record.topic,

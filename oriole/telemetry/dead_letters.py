@@ -1,7 +1,7 @@
-"""The dead-letter counter, shared by every service that dead-letters a record.
+"""The dead-letter counter: ``oriole_dead_letters_total``, by the topic a record came from.
 
-It lives below the shells so that the maze processor, the batch scheduler and the projector
-count into one ``oriole_dead_letters_total`` without importing each other.
+Counted in `oriole.kafka.codec.dead_letter_for`, which builds every dead letter of every
+service (the maze processor, the batch scheduler, the projector), so no path can forget it.
 """
 
 from __future__ import annotations
