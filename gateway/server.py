@@ -52,6 +52,7 @@ from gateway.http import (
 )
 from gateway.hub import Hub
 from gateway.metrics import CLIENTS, HTTP_REQUESTS
+from oriole.addresses import http_url
 from oriole.environment.settings import Settings
 from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.topics import Topics
@@ -203,10 +204,7 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        host = self.settings.gateway_host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return http_url(self.settings.gateway_host, self.port)
 
     async def stop(self) -> None:
         """Close every connection (1001), stop the Kafka clients; bounded in time."""

@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from gateway.frames import CLOSE_BAD_QUERY, CLOSE_LAGGING, CLOSE_UNKNOWN_RUN
+from oriole.addresses import http_url
 from oriole.environment.settings import Settings
 from oriole.environment.stack_file import NoStackError, read_stack
 from oriole.errors import OrioleError, ValidationError
@@ -164,9 +165,7 @@ def gateway_base_url(current: Settings, explicit: str | None = None) -> str:
     host = current.gateway_host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{current.gateway_port}"
+    return http_url(host, current.gateway_port)
 
 
 def run_feed_url(base: str, run_id: str, from_seq: int) -> str:

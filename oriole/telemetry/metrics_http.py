@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from oriole.addresses import http_url
+
 log = logging.getLogger("oriole.telemetry")
 
 #: What a process's services say about themselves: service name -> healthy.
@@ -70,10 +72,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        host = self.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     async def stop(self) -> None:
         server, self._server = self._server, None
