@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.http11 import Request, Response
@@ -22,7 +22,7 @@ from gateway import api
 from gateway.frames import valid_run_id
 from gateway.guard import ANONYMOUS
 from gateway.http import HttpRequest, error_response, json_response
-from oriole.admission import Admitted, AllowedEndpoints, Rejected, admit
+from oriole.admission import Admitted, AllowedEndpoints, FindParent, admit, no_archive
 from oriole.audit import AuditAction, AuditRecord, log_fields, outcome_of
 from oriole.intents import CancelRequest
 from oriole.kafka.codec import MessageTooLarge, UndecodableMessage, encode, json_object
@@ -51,9 +51,12 @@ class Commands:
         find_maze: Callable[[str], Maze],
         prices: PriceTable,
         endpoints: AllowedEndpoints,
+        parents: Callable[[dict[str, Any]], Awaitable[FindParent]] | None = None,
     ) -> None:
         self.topics = topics
         self.find_maze = find_maze
+        #: A fork's parent from the archive (admission is pure: it is read first).
+        self.parents = parents
         self.prices = prices
         self.endpoints = endpoints
         self.producer: Any = None
@@ -63,8 +66,15 @@ class Commands:
         body = request.body if isinstance(request, HttpRequest) else b""
         began = spans.now()
         try:
+            document = await asyncio.to_thread(_decoded_body, body)
+            find_parent = no_archive if self.parents is None else await self.parents(document)
             verdict = await asyncio.to_thread(
-                _admit_body, body, self.find_maze, self.prices, self.endpoints
+                admit,
+                document,
+                self.find_maze,
+                prices=self.prices,
+                endpoints=self.endpoints,
+                find_parent=find_parent,
             )
         except api.InvalidRequest as problems:
             answer = json_response(400, problems.document())
@@ -169,15 +179,10 @@ def actor_of(request: Request) -> str:
     return request.actor if isinstance(request, HttpRequest) else ANONYMOUS
 
 
-def _admit_body(
-    body: bytes, find_maze: Callable[[str], Maze], prices: PriceTable, endpoints: AllowedEndpoints
-) -> Admitted | Rejected:
-    """Decode and admit a start event (in a thread: a big maze takes a while).
-
-    Decoded as Kafka messages are (one decoder: UTF-8 JSON, an object, not nested too deeply).
-    """
+def _decoded_body(body: bytes) -> dict[str, Any]:
+    """A start event's body, decoded as Kafka messages are (one decoder: UTF-8 JSON, an
+    object, not nested too deeply); in a thread: a big maze takes a while."""
     try:
-        document = json_object(body)
+        return json_object(body)
     except UndecodableMessage as exc:
         raise api.InvalidRequest([("body", f"{exc}; expected an experiment-start event")]) from None
-    return admit(document, find_maze, prices=prices, endpoints=endpoints)

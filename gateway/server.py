@@ -58,6 +58,7 @@ from oriole.kafka.clients import make_producer, stop_quietly
 from oriole.kafka.topics import Topics
 from oriole.llm.pricing import load_price_table
 from oriole.maze import Maze
+from projections.archive_reader import ArchiveReader
 from projections.database import CONNECTION_ERRORS
 from providers.factory import allowed_endpoints
 
@@ -112,6 +113,7 @@ class Gateway:
             find_maze=find_maze,
             prices=load_price_table(settings.price_file),
             endpoints=allowed_endpoints(settings),
+            parents=None if pool is None else ArchiveReader(pool=pool).parents,
         )
         self.static_dir = static_dir or STATIC_DIR
         recent = RecentRuns()  # the runs the hub sees live, for the one-run feed

@@ -17,6 +17,9 @@ JSON: ``"10"`` is not an integer and ``"true"`` is not a boolean (a coerced valu
 run nobody asked for). Text PostgreSQL cannot store (NUL, lone surrogates) is refused here
 rather than found by the projector, and an ``agent.endpoint`` the operator did not configure
 is refused here rather than when the run's first model call is made.
+
+A fork (``fork_of``) is admitted against its parent's archived log, which the caller reads
+and passes in as a look-up function like the maze catalogue (`oriole.fork`).
 """
 
 from __future__ import annotations
@@ -31,15 +34,18 @@ import pydantic
 
 from oriole.agents.builtin import check_agent_spec
 from oriole.errors import ValidationError
+from oriole.events import Inheritance, RunEvent
 from oriole.experiment import (
     MODEL_PROVIDERS,
     AgentSpec,
     ExperimentStart,
+    ForkPoint,
     GameRules,
     MazeData,
     PromptSpec,
     RunLimits,
 )
+from oriole.fork import ForkBasis, ForkRefused, fork_basis, fork_problems
 from oriole.llm.pricing import PriceTable
 from oriole.llm.prompts import (
     DEFAULT_PROMPT_VERSION,
@@ -69,6 +75,18 @@ DEFAULT_OLLAMA_NUM_CTX = 8192
 _BEDROCK_MAX_TEMPERATURE = 1.0
 
 ProblemList = list[tuple[str, str]]
+#: A parent run's archived log by run id ([] when it is not archived); may raise
+#: `ForkRefused` (e.g. when the caller cannot read the archive).
+FindParent = Callable[[str], Sequence[RunEvent]]
+
+
+def no_archive(run_id: str) -> Sequence[RunEvent]:
+    """The parent look-up of a caller without an archive: every fork is refused, saying why."""
+    raise ForkRefused(
+        "fork_of",
+        "this worker cannot read the archive, which a fork starts from: give the worker a "
+        "database (ORIOLE_DATABASE_URL, or run it with `oriole up`)",
+    )
 
 
 def endpoint_problem(url: str) -> str | None:
@@ -138,6 +156,8 @@ class Admitted:
     request: ExperimentStart  # with the maze embedded, never only named
     maze: Maze
     warnings: tuple[str, ...]
+    #: A fork's state at its fork point, for its run.started (None for any other run).
+    inherited: Inheritance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +172,13 @@ def admit(
     *,
     prices: PriceTable | None = None,
     endpoints: AllowedEndpoints = ANY_ENDPOINT,
+    find_parent: FindParent = no_archive,
 ) -> Admitted | Rejected:
     """Validate a decoded start event (JSON data); resolve a named maze through ``find_maze``.
 
     ``prices`` (default: the built-in table) decides whether a cost limit can be enforced;
-    ``endpoints`` (default: any) which ``agent.endpoint`` values may be named. Every problem
+    ``endpoints`` (default: any) which ``agent.endpoint`` values may be named; ``find_parent``
+    reads a fork's parent from the archive (default: none, so forks are refused). Every problem
     is reported at once: a schema error in one part does not hide the later checks of the
     parts that are valid (a missing ``agent`` and an unknown maze are both named).
     """
@@ -179,11 +201,25 @@ def admit(
         request = ExperimentStart.model_validate_json(document, strict=True)
     except pydantic.ValidationError as exc:
         schema = field_problems(exc)
-        parts = _Parts.valid_ones(json.loads(document), {f for f, _ in schema})
+        decoded = json.loads(document)
+        parts = _Parts.valid_ones(decoded, {f for f, _ in schema})
         problems.extend(schema)
         parts.check(find_maze, prices, endpoints, problems, [], unreadable_name)
+        if not any(f.startswith("fork_of") for f, _ in schema):
+            _valid_fork_basis(decoded.get("fork_of"), find_parent, problems)
         return Rejected(run_id, tuple(problems))
     warnings: list[str] = []
+    basis: ForkBasis | None = None
+    if request.fork_of is not None:
+        basis = _fork_basis(request.fork_of, find_parent, problems)
+        if basis is not None:
+            problems.extend(fork_problems(request, basis))
+            # The parent's maze, start and rules are the fork's (what the start gave was
+            # checked against them just now).
+            parent = basis.spec
+            request = request.model_copy(
+                update={"maze": parent.maze, "start": parent.start, "rules": parent.rules}
+            )
     maze, prompt = _Parts.of(request).check(
         find_maze, prices, endpoints, problems, warnings, unreadable_name
     )
@@ -203,7 +239,29 @@ def admit(
         update |= {"maze": MazeData.from_maze(maze), "maze_name": None}
     if update:
         request = request.model_copy(update=update)
-    return Admitted(request, maze, tuple(warnings))
+    inherited = None if basis is None else basis.inheritance
+    return Admitted(request, maze, tuple(warnings), inherited)
+
+
+def _fork_basis(
+    point: ForkPoint, find_parent: FindParent, problems: ProblemList
+) -> ForkBasis | None:
+    try:
+        return fork_basis(find_parent(point.run_id), point)
+    except ForkRefused as refused:
+        problems.append((refused.field, refused.reason))
+        return None
+
+
+def _valid_fork_basis(fork_of: Any, find_parent: FindParent, problems: ProblemList) -> None:
+    """A fork named by a start that failed the schema elsewhere is still checked."""
+    if fork_of is None:
+        return
+    try:
+        point = ForkPoint.model_validate_json(json.dumps(fork_of), strict=True)
+    except pydantic.ValidationError:
+        return
+    _fork_basis(point, find_parent, problems)
 
 
 #: The parts of a start the checks after the schema look at, and their types.

@@ -51,17 +51,6 @@ class _Envelope(WireModel):
 # --- payloads ------------------------------------------------------------------------------
 
 
-class RunStartedPayload(WireModel):
-    spec: RunSpec
-    warnings: list[str] = Field(default_factory=list)
-    origin: str | None = Field(
-        default=None,
-        max_length=500,
-        description="The start-topic record the run was requested by "
-        "(topic:partition:offset@timestamp): a start read twice is recognised, not refused.",
-    )
-
-
 class DecisionPayload(WireModel):
     """What the agent asked for (copied from its intent)."""
 
@@ -97,6 +86,47 @@ class OutcomePayload(WireModel):
     result: dict[str, Any] = Field(description="The tool result exactly as the agent got it.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Inheritance(WireModel):
+    """What a fork starts with: its parent's outcomes up to the fork point, and usage.
+
+    Carried whole by the fork's `run.started`, so that the fork's log alone rebuilds its
+    state (the agent runner and the viewer never read the parent); ``state_hash`` lets
+    ``oriole replay --verify`` check it against the parent's archive (`oriole.fork`).
+    """
+
+    parent_seq: int = Field(ge=1, description="The parent's last event the fork inherits.")
+    lived_seq: int = Field(
+        ge=1,
+        description="That event's seq over the lineage (as `parent_seq`, unless the parent is "
+        "itself a fork): the fork's events continue the numbering seeded agents draw from.",
+    )
+    outcomes: list[OutcomePayload] = Field(
+        default_factory=list, description="The parent's outcomes of steps 1..after_step."
+    )
+    model_calls: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    state_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the inherited state (spec.fork_of, parent_seq, outcomes, usage).",
+    )
+
+
+class RunStartedPayload(WireModel):
+    spec: RunSpec
+    warnings: list[str] = Field(default_factory=list)
+    origin: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The start-topic record the run was requested by "
+        "(topic:partition:offset@timestamp): a start read twice is recognised, not refused.",
+    )
+    inherited: Inheritance | None = Field(
+        default=None, description="A fork's inherited state (present exactly when spec.fork_of)."
+    )
 
 
 class ErrorInfo(WireModel):

@@ -245,6 +245,17 @@ class PromptSpec(WireModel):
     )
 
 
+class ForkPoint(WireModel):
+    """Where a fork begins: the state an archived run had after its step ``after_step``."""
+
+    run_id: RunId = Field(description="The parent: a finished, archived run.")
+    after_step: int = Field(
+        ge=0,
+        le=10_000_000,
+        description="The parent's last action the fork inherits (0: just after its start).",
+    )
+
+
 class _RunFields(WireModel):
     limits: RunLimits = Field(default_factory=RunLimits)
     rules: GameRules = Field(default_factory=GameRules)
@@ -255,6 +266,13 @@ class _RunFields(WireModel):
         default_factory=dict, description="Free labels for batches and comparisons."
     )
     rerun_of: RunId | None = Field(default=None, description="The run this one re-runs.")
+    fork_of: ForkPoint | None = Field(
+        default=None,
+        description=(
+            "Continue another run from one of its steps: the run starts in the parent's state "
+            "after that step (maze, start, rules, position, tiles seen, history)."
+        ),
+    )
 
     @field_validator("labels")
     @classmethod
@@ -290,6 +308,11 @@ class ExperimentStart(_RunFields):
 
     @model_validator(mode="after")
     def _one_maze(self) -> ExperimentStart:
+        if self.fork_of is not None:
+            # A fork plays its parent's maze: a given maze is checked against it at admission.
+            if self.maze_name is not None:
+                raise ValueError("a fork plays its parent's maze: leave `maze_name` out")
+            return self
         if self.maze is None and self.maze_name is None:
             raise ValueError("give either `maze` (the full grid) or `maze_name`")
         if self.maze is not None and self.maze_name is not None:

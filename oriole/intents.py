@@ -107,6 +107,11 @@ class StartCommand(WireModel):
     origin: str | None = Field(
         default=None, max_length=500, description="The start-topic record it was admitted from."
     )
+    inherited: dict[str, Any] | None = Field(
+        default=None,
+        description="A fork's inherited state (an `Inheritance` of `oriole.events`, which "
+        "this module cannot name: the events module builds on it).",
+    )
 
     @property
     def run_id(self) -> str:

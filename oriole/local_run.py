@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from oriole.events import RunEvent
+from oriole.events import Inheritance, RunEvent
 from oriole.experiment import ExperimentStart
 from oriole.intents import ActionType, AgentFailure, AgentIntent, CancelRequest, ModelCall
 from oriole.maze import Maze
@@ -61,13 +61,14 @@ class LocalRun:
         *,
         clock: Callable[[], datetime] = utc_now,
         new_id: IdFactory = uuid.uuid4,
+        inherited: Inheritance | None = None,
     ) -> None:
         self.clock = clock
         self.new_id = new_id
         self.state = RunState(request.run_id)
         self.events: list[RunEvent] = []
         self.turn = 1
-        self._append(start_run(request, maze, now=clock(), new_id=new_id))
+        self._append(start_run(request, maze, now=clock(), new_id=new_id, inherited=inherited))
 
     def _append(self, events: list[RunEvent]) -> list[RunEvent]:
         for event in events:

@@ -39,7 +39,8 @@ from oriole.events import (
     RunFinished,
     RunStarted,
 )
-from oriole.experiment import ExperimentStart
+from oriole.experiment import ExperimentStart, ForkPoint
+from oriole.fork import inheritance_differences
 from oriole.intents import AgentFailure, AgentIntent, CancelRequest
 from oriole.replay_report import MISSING, Difference, VerifyReport, counted
 from oriole.rules import (
@@ -52,11 +53,17 @@ from oriole.rules import (
 )
 from oriole.run_state import RunState
 
-__all__ = ["MISSING", "Difference", "VerifyReport", "verify_run"]
+__all__ = ["MISSING", "Difference", "VerifyReport", "fork_parent", "verify_run"]
 
 
-def verify_run(events: Sequence[RunEvent]) -> VerifyReport:
-    """Re-derive ``events`` (one run's log, from seq 1) and report every difference."""
+def verify_run(
+    events: Sequence[RunEvent], parent: Sequence[RunEvent] | None = None
+) -> VerifyReport:
+    """Re-derive ``events`` (one run's log, from seq 1) and report every difference.
+
+    A fork's inherited state is re-derived from ``parent``, its parent's archived log (the
+    caller reads it: `fork_parent` names it); without it that part is a difference.
+    """
     if not events:
         missing = Difference(1, "run.started", "event", MISSING, "run.started")
         return VerifyReport(MISSING, 0, (missing,))
@@ -64,7 +71,7 @@ def verify_run(events: Sequence[RunEvent]) -> VerifyReport:
     structure, end = _check_structure(events)
     verifier = _Verifier(run_id, events[:end])
     verifier.run()
-    differences = verifier.differences
+    differences = _inheritance(events[0], parent) + verifier.differences
     if end < len(events):
         stopped = events[end]
         note = _stopped(stopped, "the log is broken here", len(events) - end, inclusive=True)
@@ -73,6 +80,35 @@ def verify_run(events: Sequence[RunEvent]) -> VerifyReport:
         differences += structure
     finished = any(isinstance(event, RunFinished) for event in events)
     return VerifyReport(run_id, verifier.checked, tuple(differences), finished)
+
+
+def fork_parent(events: Sequence[RunEvent]) -> ForkPoint | None:
+    """The fork point of a run whose log this is (None for a run that is not a fork)."""
+    first = events[0] if events else None
+    return first.payload.spec.fork_of if isinstance(first, RunStarted) else None
+
+
+def _inheritance(first: RunEvent, parent: Sequence[RunEvent] | None) -> list[Difference]:
+    """A fork's recorded inheritance against its parent's archive (nothing for other runs)."""
+    if not isinstance(first, RunStarted) or first.payload.spec.fork_of is None:
+        return []
+    point, recorded = first.payload.spec.fork_of, first.payload.inherited
+    if recorded is None:
+        return [Difference(first.seq, first.type, "payload.inherited", MISSING, "inherited")]
+    if parent is None:
+        return [
+            Difference(
+                first.seq,
+                first.type,
+                "payload.inherited",
+                "inherited state",
+                f"not checked: the archive of the parent run {point.run_id} was not read",
+            )
+        ]
+    return [
+        Difference(first.seq, first.type, f"payload.{path}", left, right)
+        for path, left, right in inheritance_differences(point, recorded, parent)
+    ]
 
 
 # --- structure --------------------------------------------------------------------------------
@@ -197,16 +233,21 @@ class _Verifier:
                 comment=spec.comment,
                 labels=spec.labels,
                 rerun_of=spec.rerun_of,
+                fork_of=spec.fork_of,
             )
             maze = spec.maze.to_maze()
         except Exception as error:
             self._failed_derivation(started, error)
             return end
-        origin = started.payload.origin  # where the request came from: recorded, not derived
+        # Where the request came from, and a fork's inheritance (checked against the parent's
+        # archive by `verify_run`), are recorded inputs, not derived.
+        origin, inherited = started.payload.origin, started.payload.inherited
         self._derive(
             index,
             end,
-            lambda now, ids: start_run(request, maze, now=now, new_id=ids, origin=origin),
+            lambda now, ids: start_run(
+                request, maze, now=now, new_id=ids, origin=origin, inherited=inherited
+            ),
         )
         return end
 

@@ -1,4 +1,4 @@
-"""A new experiment from an archived run's spec, with overrides (`oriole rerun`).
+"""A new experiment from an archived run's spec, with overrides (`oriole rerun`, `oriole fork`).
 
 The recorded spec is complete (maze grid, start, limits, rules, agent, prompt), so a rerun
 never depends on what the maze library or the configuration say today. Overrides are dotted
@@ -32,6 +32,37 @@ def rerun_document(
         set_path(document, path, value)
     if "maze_name" in overrides and "maze" not in overrides:
         document.pop("maze", None)  # choosing a library maze replaces the recorded grid
+    return document
+
+
+def fork_document(
+    started: RunStarted,
+    after_step: int,
+    overrides: Mapping[str, Any],
+    *,
+    agent: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """The start document of a fork of ``started``'s run after ``after_step``: the parent's
+    spec (its agent unless ``agent`` is given) with the overrides, continuing from there.
+
+    The maze and start are left to admission, which takes them from the parent; its rules
+    stay (a fork keeps them, so overriding one is refused with the reason).
+    """
+    document = rerun_document(started, {}, run_id=run_id)
+    del document["rerun_of"]
+    for inherited_from_parent in ("maze", "start"):
+        document.pop(inherited_from_parent, None)
+    document["fork_of"] = {"run_id": started.run_id, "after_step": after_step}
+    if agent is not None:
+        document["agent"] = dict(agent)
+    for path, value in overrides.items():
+        if path.split(".")[0] in ("fork_of", "maze", "maze_name", "start"):
+            raise ValidationError(
+                "--set",
+                f"{path.split('.')[0]} of a fork is its parent's: choose the run and --at",
+            )
+        set_path(document, path, value)
     return document
 
 

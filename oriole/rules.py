@@ -22,6 +22,7 @@ from oriole.events import (
     CancelRequested,
     DecisionPayload,
     ErrorInfo,
+    Inheritance,
     ModelCalled,
     OutcomePayload,
     RunEvent,
@@ -135,10 +136,12 @@ def start_run(
     now: datetime,
     new_id: IdFactory = uuid.uuid4,
     origin: str | None = None,
+    inherited: Inheritance | None = None,
 ) -> list[RunEvent]:
     """The opening events of a run; ``maze`` is the request's maze, resolved by the caller.
 
-    ``origin`` names the start-topic record the request came from (see `RunStartedPayload`).
+    ``origin`` names the start-topic record the request came from (see `RunStartedPayload`);
+    ``inherited`` is a fork's state at its fork point (`oriole.fork.fork_basis`).
     """
     start, warnings = resolve_start(maze, request.start, request.rules.vision_range)
     spec = RunSpec(
@@ -152,13 +155,16 @@ def start_run(
         comment=request.comment,
         labels=request.labels,
         rerun_of=request.rerun_of,
+        fork_of=request.fork_of,
     )
     log = _Log(request.run_id, 0, now, new_id)
-    log.emit(RunStarted, RunStartedPayload(spec=spec, warnings=warnings, origin=origin))
+    payload = RunStartedPayload(spec=spec, warnings=warnings, origin=origin, inherited=inherited)
+    log.emit(RunStarted, payload)
     state = RunState(request.run_id)
     state.apply(log.events[0])
-    # Only the goal rule can fire before the first action (every limit is at least 1).
-    stop = check(_progress(state, state.tally, state.position, now), spec.limits)
+    # Only the goal rule can fire before the first action (every limit is at least 1), or,
+    # in a fork, a limit its inherited steps reached (admission refuses such a fork).
+    stop = check(progress_of(state, state.tally, state.position, now), spec.limits)
     if stop is not None:
         _finish(log, state, state.tally, state.position, stop, now)
     return log.events
@@ -233,7 +239,7 @@ def _complete(
     )
     log.emit(ActionCompleted, outcome)
     tally = tally.with_outcome(outcome)
-    stop = check(_progress(state, tally, result.to, now), spec.limits)
+    stop = check(progress_of(state, tally, result.to, now), spec.limits)
     if stop is not None:
         _finish(log, state, tally, result.to, stop, now, turn=decision.turn)
 
@@ -304,7 +310,7 @@ def handle_tick(
     if state.pending is not None:
         _complete(log, state, spec, maze, state.pending, state.tally, now)
         return log.events
-    stop = check(_progress(state, state.tally, state.position, now), spec.limits)
+    stop = check(progress_of(state, state.tally, state.position, now), spec.limits)
     if stop is not None:
         _finish(log, state, state.tally, state.position, stop, now)
     return log.events
@@ -322,7 +328,8 @@ def _check_command(state: RunState, run_id: str) -> None:
         )
 
 
-def _progress(state: RunState, tally: Tally, position: Position, now: datetime) -> Progress:
+def progress_of(state: RunState, tally: Tally, position: Position, now: datetime) -> Progress:
+    """What the stop rules see with ``tally`` and the agent at ``position`` at ``now``."""
     visits = state.visits.get(position, 0)
     if position != state.position:
         visits += 1

@@ -102,6 +102,9 @@ class RunState:
     finished: RunFinishedPayload | None = None
     #: The start-topic record that requested the run (see `RunStartedPayload.origin`).
     origin: str | None = None
+    #: A fork's events are numbered from 1, yet continue its parent's life: this is the
+    #: lineage seq of the last inherited event minus 1 (0 for a run that is not a fork).
+    seq_offset: int = 0
 
     # --- reading ------------------------------------------------------------------------
 
@@ -116,6 +119,16 @@ class RunState:
     @property
     def is_active(self) -> bool:
         return self.started and not self.is_finished
+
+    @property
+    def lived_seq(self) -> int:
+        """The seq of the last event counted over the run's whole lineage.
+
+        The same as ``seq`` except in a fork, where it is the seq the event would have had in
+        the parent: a seeded agent draws from it, so a fork with the parent's agent and seed
+        makes the parent's choices again.
+        """
+        return self.seq + self.seq_offset
 
     def require_spec(self) -> tuple[RunSpec, Maze]:
         if self.spec is None or self.maze is None:
@@ -185,6 +198,22 @@ class RunState:
         self.tally = replace(
             self.tally, goal_seen=goal_in_view(view), goal_reached=self.position == maze.goal
         )
+        inherited = event.payload.inherited
+        if (inherited is None) != (spec.fork_of is None):
+            raise RuleError("inherited", "a fork's run.started carries its inherited state")
+        if inherited is not None:
+            # A fork lived its parent's first steps: fold them as if they were its own.
+            for outcome in inherited.outcomes:
+                self._record(outcome)
+                self.turn = outcome.turn
+            self.tally = replace(
+                self.tally,
+                model_calls=inherited.model_calls,
+                input_tokens=inherited.input_tokens,
+                output_tokens=inherited.output_tokens,
+                cost_usd=inherited.cost_usd,
+            )
+            self.seq_offset = inherited.lived_seq - 1
 
     def _decide(self, decision: DecisionPayload) -> None:
         if self.pending is not None:
@@ -198,6 +227,11 @@ class RunState:
         decision = self.pending
         if decision is None or decision.action != outcome.action:
             raise RuleError("type", "action.completed without a matching action.requested")
+        self._record(outcome)
+        self.pending = None
+
+    def _record(self, outcome: OutcomePayload) -> None:
+        """One action's outcome: position, tally, tiles seen, history."""
         start = outcome.from_.position()
         if start != self.position:
             raise RuleError(
@@ -231,7 +265,6 @@ class RunState:
         )
         self.position = end
         self.tally = tally
-        self.pending = None
         self.last_result = outcome.result
 
 

@@ -23,18 +23,27 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, Rejected, admit
+from oriole.admission import (
+    ANY_ENDPOINT,
+    Admitted,
+    AllowedEndpoints,
+    FindParent,
+    Rejected,
+    admit,
+    no_archive,
+)
 from oriole.errors import RuleError, ValidationError
 from oriole.events import (
     DUPLICATE_RUN_ID,
     ExperimentRejected,
     FieldProblem,
+    Inheritance,
     RunEvent,
     RunStarted,
 )
@@ -70,6 +79,10 @@ from streams.event_log import RebuiltRuns, read_checkpoints, rebuild
 
 log = logging.getLogger("oriole.streams.maze")
 
+#: The parent look-up a decoded start needs for admission (a fork's parent, read from the
+#: archive); it never raises.
+ParentsOf = Callable[[dict[str, Any]], Awaitable[FindParent]]
+
 MAX_ORIGINAL_BYTES = 64 * 1024
 #: Longest a stopping processor waits for its last events and checkpoints to be acknowledged.
 FINAL_FLUSH_SECONDS = 5.0
@@ -89,10 +102,13 @@ class MazeProcessor:
         checkpoint_interval: float = 10.0,
         prices: PriceTable | None = None,
         endpoints: AllowedEndpoints = ANY_ENDPOINT,
+        parents: ParentsOf | None = None,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.topics = topics
         self.find_maze = find_maze
+        #: The archive, for forks; without it a fork is refused, saying why.
+        self.parents = parents
         self.prices = prices
         self.endpoints = endpoints
         self.client_id = f"{client_id}-maze"
@@ -285,7 +301,9 @@ class MazeProcessor:
         try:
             # In a thread: decoding and admitting a start with a 1000x1000 maze takes most of
             # a second, which the event loop (heartbeats, other runs) must not wait for.
-            verdict = await asyncio.to_thread(self._admit, record.value, origin)
+            data = await asyncio.to_thread(self._decoded, record.value, origin)
+            find_parent = no_archive if self.parents is None else await self.parents(data)
+            verdict = await asyncio.to_thread(self._admit, data, find_parent)
         except UndecodableMessage as exc:
             run_id = run_id_of_key(record.key)
             with run_spans.admission(record, run_id, began, "undecodable"):
@@ -297,16 +315,31 @@ class MazeProcessor:
             with run_spans.admission(record, verdict.run_id, began, "rejected"):
                 self._reject(verdict.run_id, problems, record.value, origin, key=record.key)
             return
-        command = StartCommand(request=verdict.request, origin=origin)
+        inherited = verdict.inherited
+        command = StartCommand(
+            request=verdict.request,
+            origin=origin,
+            inherited=None if inherited is None else inherited.model_dump(by_alias=True),
+        )
         with run_spans.admission(record, command.run_id, began, "admitted"):
             self._send(encode(self.topics.runs_commands, command, command.run_id))
 
-    def _admit(self, value: bytes | None, origin: str) -> Admitted | Rejected:
+    @staticmethod
+    def _decoded(value: bytes | None, origin: str) -> dict[str, Any]:
         data = json_object(value)
         # A start without a run id gets one derived from where it came from, so that reading
         # the same record twice (a redelivery) cannot start two runs.
         data.setdefault("run_id", derived_run_id(origin))
-        return admit(data, self.find_maze, prices=self.prices, endpoints=self.endpoints)
+        return data
+
+    def _admit(self, data: dict[str, Any], find_parent: FindParent) -> Admitted | Rejected:
+        return admit(
+            data,
+            self.find_maze,
+            prices=self.prices,
+            endpoints=self.endpoints,
+            find_parent=find_parent,
+        )
 
     def _reject(
         self,
@@ -383,7 +416,16 @@ class MazeProcessor:
         if request.maze is None:  # forwarded starts always embed the maze
             raise UndecodableMessage(f"start command for {run_id} without a maze")
         try:
-            events = start_run(request, request.maze.to_maze(), now=now, origin=command.origin)
+            inherited = (
+                None if command.inherited is None else Inheritance.model_validate(command.inherited)
+            )
+            events = start_run(
+                request,
+                request.maze.to_maze(),
+                now=now,
+                origin=command.origin,
+                inherited=inherited,
+            )
         except ValidationError as exc:
             raw = command.model_dump_json().encode()
             self._reject(run_id, [(exc.field, exc.reason)], raw, command.origin)

@@ -9,7 +9,7 @@ rebuilds the runs from the event log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from providers.factory import ConfiguredAgentFactory, allowed_endpoints
 from streams.agent_runner import AgentRunner
 from streams.batch_forwarder import BatchForwarder
 from streams.batch_scheduler import BatchScheduler
-from streams.maze_processor import MazeProcessor
+from streams.maze_processor import MazeProcessor, ParentsOf
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Worker:
     agents: ConfiguredAgentFactory
     batches: BatchScheduler
     forwarder: BatchForwarder
+    #: Closed when the worker stops (the archive reader of forks, when it owns a pool).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Between the start and the end of :meth:`run`.
     running: bool = field(default=False, init=False)
 
@@ -40,8 +42,11 @@ class Worker:
         bootstrap_servers: str,
         topics: Topics,
         find_maze: Callable[[str], Maze],
+        parents: ParentsOf | None = None,
+        closers: list[Callable[[], Awaitable[None]]] | None = None,
     ) -> Worker:
-        """``find_maze`` is the process's one maze catalogue (shared with the gateway)."""
+        """``find_maze`` is the process's one maze catalogue (shared with the gateway);
+        ``parents`` reads a fork's parent from the archive (no forks without it)."""
         agents = ConfiguredAgentFactory(settings)
         processor = MazeProcessor(
             bootstrap_servers=bootstrap_servers,
@@ -50,6 +55,7 @@ class Worker:
             client_id=settings.kafka_client_id,
             prices=agents.prices,
             endpoints=allowed_endpoints(settings),
+            parents=parents,
         )
         runner = AgentRunner(
             bootstrap_servers=bootstrap_servers,
@@ -70,7 +76,7 @@ class Worker:
         forwarder = BatchForwarder(
             bootstrap_servers=bootstrap_servers, topics=topics, client_id=settings.kafka_client_id
         )
-        return cls(processor, runner, agents, batches, forwarder)
+        return cls(processor, runner, agents, batches, forwarder, list(closers or []))
 
     async def run(self, stop: asyncio.Event) -> None:
         self.running = True
@@ -83,6 +89,8 @@ class Worker:
         finally:
             self.running = False
             await self.agents.close()
+            for close in self.closers:
+                await close()
 
     async def wait_ready(self) -> None:
         """Until each has partitions assigned and its runs (and batches) rebuilt."""

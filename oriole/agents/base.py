@@ -40,6 +40,14 @@ class Observation:
     agent: AgentSpec
     prompt: PromptSpec | None
     goal_rule: str = "seen"
+    #: A fork's offset from its own seqs to its lineage's (`RunState.seq_offset`).
+    seq_offset: int = 0
+
+    @property
+    def lived_seq(self) -> int:
+        """``basis_seq`` counted over the run's lineage: what seeded choices draw from, so a
+        fork with its parent's agent and seed chooses as the parent did."""
+        return self.basis_seq + self.seq_offset
 
     @classmethod
     def from_state(cls, state: RunState) -> Observation:
@@ -65,6 +73,7 @@ class Observation:
             agent=spec.agent,
             prompt=spec.prompt,
             goal_rule=spec.limits.goal_rule,
+            seq_offset=state.seq_offset,
         )
 
 

@@ -44,7 +44,7 @@ __all__ = [
 
 
 class RandomAgent(BuiltinAgent):
-    """Uniform random moves; the draw depends only on (seed, basis_seq), so it is replayable.
+    """Uniform random moves; the draw depends only on (seed, lived_seq), so it is replayable.
 
     Walls are not avoided on purpose: this is the know-nothing baseline.
     """
@@ -53,10 +53,10 @@ class RandomAgent(BuiltinAgent):
 
     def choose(self, observation: Observation, history: Sequence[ActionRecord]) -> Decision:
         seed = agent_seed(observation)
-        direction = RAY_ORDER[seeded_draws(seed, observation.basis_seq).below(4)]
+        direction = RAY_ORDER[seeded_draws(seed, observation.lived_seq).below(4)]
         return move(
             direction,
-            f"random move (seed {seed}, after event {observation.basis_seq}): {direction.value}",
+            f"random move (seed {seed}, after event {observation.lived_seq}): {direction.value}",
         )
 
 

@@ -90,7 +90,7 @@ class FrontierAgent(BuiltinAgent):
 
     Ties — several frontier tiles equally near, several first steps equally short — are the
     agent's free choices. Seed 0 breaks them in N, S, E, W search order, the same way every
-    time; any other seed draws them from (seed, ``basis_seq``) (see `find_route`).
+    time; any other seed draws them from (seed, ``lived_seq``) (see `find_route`).
     """
 
     name = "frontier"
@@ -99,7 +99,7 @@ class FrontierAgent(BuiltinAgent):
         here = observation.position
         search = KnownMap(observation, failed_targets(history))
         seed = agent_seed(observation)
-        draws = None if seed == 0 else seeded_draws(seed, observation.basis_seq)
+        draws = None if seed == 0 else seeded_draws(seed, observation.lived_seq)
         known = observation.known
         goal = None
         if GOAL in known.values():  # a C-speed scan; the goal is rarely known before the end

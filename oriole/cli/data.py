@@ -22,7 +22,7 @@ from oriole.environment.settings import Settings
 from oriole.environment.stack_file import NoStackError
 from oriole.errors import OrioleError
 from oriole.events import RunEvent
-from oriole.replay import verify_run
+from oriole.replay import fork_parent, verify_run
 from projections.database import (
     DatabaseError,
     EmbeddedPostgres,
@@ -173,11 +173,18 @@ def projections_rebuild() -> None:
 
 
 async def archived_run(run_id: str) -> list[RunEvent]:
+    return (await archived_lineage(run_id))[0]
+
+
+async def archived_lineage(run_id: str) -> tuple[list[RunEvent], list[RunEvent] | None]:
+    """A run's archived events and, for a fork, its parent's (which replay verifies it by)."""
     async with open_database(settings()) as db, db.pool.acquire() as conn:
         events = await run_events_of(conn, run_id)
+        point = fork_parent(events)
+        parent = None if point is None else await run_events_of(conn, point.run_id)
     if not events:
         raise RunNotArchived(f"run {run_id!r} is not in the archive (`oriole db url` to look)")
-    return events
+    return events, parent
 
 
 def replay(
@@ -196,10 +203,11 @@ def replay(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Replay an archived run: verify it, re-publish it, or (by default) print its events."""
-    events = asyncio.run(archived_run(run_id))
+    events, parent = asyncio.run(archived_lineage(run_id))
     failed = False
     if verify:
-        report = verify_run(events)
+        # A fork's inherited state is checked against its parent's archive too.
+        report = verify_run(events, parent)
         failed = not report.ok
         if json_output:
             print_json(report.to_dict())

@@ -7,6 +7,7 @@ the gateway run), print every problem at once, and publish through :mod:`.follow
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,11 +33,11 @@ from oriole.cli.follower import RunEnded, RunFollower, publish_start
 from oriole.cli.run_display import print_run_result, run_progress
 from oriole.environment.stack_file import Connection
 from oriole.errors import ValidationError
-from oriole.events import RunStarted
+from oriole.events import RunEvent, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, GameRules, ModelOptions, RunLimits
 from oriole.llm.pricing import load_price_table
 from oriole.llm.prompts import is_released, normalise_prompt, prompt_versions
-from oriole.rerun import rerun_document
+from oriole.rerun import fork_document, rerun_document
 from oriole.schema_base import field_problems, new_run_id
 from providers.factory import allowed_endpoints
 
@@ -340,6 +341,70 @@ def rerun(
     )
 
 
+def fork(
+    run_id: Annotated[str, typer.Argument(help="The archived, finished run to continue.")],
+    at: Annotated[
+        int,
+        typer.Option(
+            "--at",
+            help="The parent's step to continue after (0: from its start); the fork inherits "
+            "its position, tiles seen and history up to there.",
+            show_default=False,
+        ),
+    ],
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            help="Who continues, as in `oriole run` (default: the parent's agent).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of a built-in --agent.", show_default=False)
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a field of the parent's spec: dotted.path=value (JSON value), "
+            "e.g. agent.options.temperature=0.2 or limits.max_footsteps=800; repeatable.",
+        ),
+    ] = None,
+    new_run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Id of the fork (default: generated).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the fork to its end.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    print_event: Annotated[
+        bool, typer.Option("--print-event", help="Print the start event, publish nothing.")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
+    ] = None,
+) -> None:
+    """Continue an archived run from one of its steps, with another agent, model, prompt or
+    limits (or the same, to measure the variance from there)."""
+    if seed is not None and agent is None:
+        raise ValidationError("--seed", "goes with --agent (the parent's agent keeps its seed)")
+    chosen = None if agent is None else parse_agent(agent, seed).model_dump()
+    events = asyncio.run(archived_run(run_id))
+    started = events[0]
+    if not isinstance(started, RunStarted):
+        raise RunNotArchived(f"run {run_id!r}: the archive does not start with run.started")
+    overrides = parse_assignments(assignments or [], "--set")
+    document = fork_document(started, at, overrides, agent=chosen, run_id=new_run_id)
+    publish_admitted(
+        document,
+        print_event=print_event,
+        wait=wait,
+        json_output=json_output,
+        timeout=timeout,
+        note=f" (fork of {run_id} after step {at})",
+        parents={run_id: events},
+    )
+
+
 def publish_admitted(
     document: dict[str, Any],
     *,
@@ -348,14 +413,19 @@ def publish_admitted(
     json_output: bool,
     timeout: float | None = None,
     note: str = "",
+    parents: Mapping[str, Sequence[RunEvent]] | None = None,
 ) -> None:
-    """Admit ``document`` (exit 2 naming every problem), then print it or publish it."""
+    """Admit ``document`` (exit 2 naming every problem), then print it or publish it.
+
+    ``parents`` holds a fork's parent, read from the archive by the caller."""
     current = settings()
+    known = parents or {}
     verdict = admit(
         document,
         catalogue().get,
         prices=load_price_table(current.price_file),
         endpoints=allowed_endpoints(current),
+        find_parent=lambda parent_id: known.get(parent_id, []),
     )
     if not isinstance(verdict, Admitted):
         for field, reason in verdict.problems:
@@ -371,7 +441,9 @@ def publish_admitted(
     if not wait:
         asyncio.run(publish_start(conn, request))
         if json_output:
-            extra = {"rerun_of": request.rerun_of} if request.rerun_of else {}
+            extra: dict[str, Any] = {"rerun_of": request.rerun_of} if request.rerun_of else {}
+            if request.fork_of is not None:
+                extra["fork_of"] = request.fork_of.model_dump()
             print_json({"run_id": request.run_id, **extra, "published": True})
         else:
             console.print(f"published run [bold]{request.run_id}[/]{note}")

@@ -142,7 +142,7 @@ async def _serve(
         gateway_url=gateway.url,
     )
     stack_file = write_stack(current.home, info)
-    workers = Supervised("worker", services.worker)
+    workers = Supervised("worker", lambda: services.worker(db.pool))
     projectors = Supervised("projector", lambda: services.projector(db.pool))
     if broker is not None:
         restored = await restore_unfinished_runs(db.pool, services.bootstrap_servers, topics)

@@ -26,6 +26,8 @@ from oriole.kafka import ensure_topics, wait_for_broker
 from oriole.kafka.topics import Topics
 from oriole.telemetry.lag import ConsumerSource, LagMonitor
 from oriole.telemetry.metrics_http import HealthCheck, MetricsServer
+from projections.archive_reader import ArchiveReader
+from projections.database import configured_dsn
 from projections.projector import LAG_EVENTS as PROJECTOR_LAG_EVENTS
 from projections.projector import Projector
 from streams.worker import Worker
@@ -54,8 +56,25 @@ class Services:
         await wait_for_broker(self.bootstrap_servers)
         await ensure_topics(self.bootstrap_servers, self.topics.specs)
 
-    def worker(self) -> Worker:
-        return Worker.create(self.settings, self.bootstrap_servers, self.topics, self.catalogue.get)
+    def worker(self, pool: Any = None) -> Worker:
+        """A worker; it reads forks' parents through ``pool`` (`oriole up`'s), else through a
+        pool of its own opened at the first fork when a database is configured."""
+        dsn = None if pool is not None else configured_dsn(self.settings)
+        reader = (
+            ArchiveReader(pool=pool)
+            if pool is not None
+            else ArchiveReader(dsn=dsn, settings=self.settings)
+            if dsn is not None
+            else None
+        )
+        return Worker.create(
+            self.settings,
+            self.bootstrap_servers,
+            self.topics,
+            self.catalogue.get,
+            parents=None if reader is None else reader.parents,
+            closers=[] if reader is None else [reader.close],
+        )
 
     def projector(self, pool: Any) -> Projector:
         return Projector(
