@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oriole.admission import ANY_ENDPOINT, Admitted, AllowedEndpoints, admit
+from oriole.admission import (
+    ANY_ENDPOINT,
+    Admitted,
+    AllowedEndpoints,
+    FindParent,
+    admit,
+    no_archive,
+)
 from oriole.batch_events import batch_run_id
 from oriole.batch_levels import (
     AgentLevel,
@@ -29,6 +36,7 @@ from oriole.batch_levels import (
     StartLevel,
     agent_levels,
     factor_sizes,
+    fork_levels,
     maze_levels,
     option_levels,
     prompt_levels,
@@ -93,11 +101,13 @@ def expand_batch(
     find_maze: Callable[[str], Maze],
     prices: PriceTable | None,
     endpoints: AllowedEndpoints = ANY_ENDPOINT,
+    find_parent: FindParent = no_archive,
 ) -> BatchPlan | BatchRejected:
     """Every run of the batch, admitted, in launch order; or every problem (nothing planned).
 
     ``spec`` may be a decoded document (it is read as `parse_batch` reads it). ``prices``
-    None means the built-in table; ``endpoints`` as in `oriole.admission.admit`.
+    None means the built-in table; ``endpoints`` and ``find_parent`` (the parents of a
+    batch of forks) as in `oriole.admission.admit`.
     """
     if not isinstance(spec, BatchSpec):
         parsed = parse_batch(spec)
@@ -113,8 +123,12 @@ def expand_batch(
     if total > MAX_BATCH_RUNS:  # checked before any maze is generated or run admitted
         return BatchRejected(spec.batch_id, [*problems, ("batch", _too_many(sizes, total))])
     prompts = prompt_levels(spec)
-    mazes, maze_problems = maze_levels(spec, find_maze)
-    starts, tiles, start_problems = start_levels(spec, mazes)
+    if spec.mazes:
+        mazes, maze_problems = maze_levels(spec, find_maze)
+        starts, tiles, start_problems = start_levels(spec, mazes)
+    else:  # a batch of forks (the spec allows nothing else without mazes)
+        mazes, starts, tiles, start_problems = fork_levels(spec, find_parent)
+        maze_problems = []
     problems += maze_problems + start_problems
     cells = _cells(agents, prompts, options, mazes, starts, tiles)
     universe = [cell.key for cell in cells]
@@ -154,7 +168,9 @@ def expand_batch(
                 continue
             run_id = run_id_for(batch_id, cell.id, repetition)
             document = _document(spec, cell, repetition, run_id, batch_id)
-            verdict = admit(document, find, prices=table, endpoints=endpoints)
+            verdict = admit(
+                document, find, prices=table, endpoints=endpoints, find_parent=find_parent
+            )
             if not isinstance(verdict, Admitted):
                 refused.add(cell.key)
                 cell_problems += [(cell.key, f, reason) for f, reason in verdict.problems]
@@ -257,7 +273,12 @@ def _document(
     }
     if cell.prompt is not None and cell.prompt.document is not None:
         document["prompt"] = cell.prompt.document
-    if cell.tile is not None:
+    fork = cell.start.fork
+    if fork is not None:
+        # The parent's maze, start and rules are the fork's: admission fills them in.
+        del document["maze_name"], document["rules"]
+        document["fork_of"] = {"run_id": fork.fork_of, "after_step": fork.at}
+    elif cell.tile is not None:
         document["start"] = {"x": cell.tile.x, "y": cell.tile.y}
     return document
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oriole import analysis
+from oriole.admission import FindParent
 from oriole.agent_names import split_agent_name
 from oriole.agents.builtin import check_agent_spec
 from oriole.batch_models import (
@@ -23,6 +24,7 @@ from oriole.batch_models import (
     BatchSpec,
     EmbeddedMaze,
     FixedStart,
+    ForkStart,
     GeneratedMazes,
     LibraryMaze,
     Problems,
@@ -30,7 +32,8 @@ from oriole.batch_models import (
     sweep_values,
 )
 from oriole.errors import ValidationError
-from oriole.experiment import MODEL_PROVIDERS, AgentSpec, ProviderName
+from oriole.experiment import MODEL_PROVIDERS, AgentSpec, ForkPoint, ProviderName
+from oriole.fork import ForkRefused, fork_basis
 from oriole.generators import generate
 from oriole.geometry import Position
 from oriole.maze import Maze
@@ -74,7 +77,8 @@ class MazeLevel:
 class StartLevel:
     index: int
     entry: int  # index into spec.starts
-    text: str  # "default", "(3,4)", "random 2/5 (seed 0)"
+    text: str  # "default", "(3,4)", "random 2/5 (seed 0)", "fork of RUN after step K"
+    fork: ForkStart | None = None  # every run of this level is a fork (docs/forks.md)
 
 
 def agent_levels(spec: BatchSpec) -> tuple[list[AgentLevel], Problems]:
@@ -148,6 +152,8 @@ def factor_sizes(spec: BatchSpec) -> dict[str, int]:
     options = 1
     for values in swept.values():
         options *= len(values)
+    # A batch of forks has no mazes of its own: each fork start plays its parent's one.
+    mazes = sum(len(m.seeds) if isinstance(m, GeneratedMazes) else 1 for m in spec.mazes)
     builtin = 0
     for choice in spec.agents:
         name = choice.agent if isinstance(choice, AgentEntry) else choice
@@ -158,7 +164,7 @@ def factor_sizes(spec: BatchSpec) -> dict[str, int]:
         "built-in agents": builtin,
         "prompts": 1 if spec.prompts is None else len(spec.prompts),
         "option combinations": options,
-        "mazes": sum(len(m.seeds) if isinstance(m, GeneratedMazes) else 1 for m in spec.mazes),
+        "mazes": mazes or 1,
         "starts": sum(s.random if isinstance(s, RandomStarts) else 1 for s in spec.starts),
         "repetitions": spec.repetitions,
     }
@@ -284,6 +290,37 @@ def start_levels(
             for level in mazes:
                 tiles[(level.index, index)] = tile
     return levels, tiles, problems
+
+
+def fork_levels(
+    spec: BatchSpec, find_parent: FindParent
+) -> tuple[list[MazeLevel], list[StartLevel], dict[tuple[int, int], Position | None], Problems]:
+    """A batch of forks: per fork start, its parent's maze (a maze level of its own), the
+    start level, and the tile it pairs with; every parent is read through ``find_parent``
+    and each one that cannot be forked where asked is a problem of its start."""
+    mazes: list[MazeLevel] = []
+    starts: list[StartLevel] = []
+    tiles: dict[tuple[int, int], Position | None] = {}
+    problems: Problems = []
+    for index, choice in enumerate(spec.starts):
+        if not isinstance(choice, ForkStart):
+            continue
+        point = ForkPoint(run_id=choice.fork_of, after_step=choice.at)
+        try:
+            basis = fork_basis(find_parent(choice.fork_of), point)
+        except ForkRefused as refused:
+            field = "fork_of" if refused.field == "fork_of.run_id" else "at"
+            problems.append((f"starts[{index}].{field}", refused.reason))
+            continue
+        parent = basis.spec
+        maze = MazeLevel(len(mazes), -1, parent.maze.to_maze(), f"batch-fork-{index}")
+        start = StartLevel(
+            len(starts), index, f"fork of {choice.fork_of} after step {choice.at}", choice
+        )
+        mazes.append(maze)
+        starts.append(start)
+        tiles[(maze.index, start.index)] = parent.start.position()
+    return mazes, starts, tiles, problems
 
 
 #: Model providers that take ``options.seed`` (as `oriole.admission` knows them; a test checks).

@@ -20,6 +20,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from oriole.admission import endpoint_problem
 from oriole.batch_events import BatchId, new_batch_id
 from oriole.comparison.stopping import SequentialOption
+from oriole.errors import ValidationError
 from oriole.experiment import (
     GameRules,
     MazeData,
@@ -30,7 +31,7 @@ from oriole.experiment import (
 )
 from oriole.generators import MAX_SEED, MAX_SIZE, MIN_SIZE
 from oriole.maze import MAX_NAME_LENGTH
-from oriole.schema_base import WireModel, field_problems
+from oriole.schema_base import RunId, WireModel, field_problems
 from oriole.storable import storable_json
 
 #: A grid that expands to more runs than this is refused (split it into several batches).
@@ -189,23 +190,35 @@ class RandomStarts(WireModel):
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
+class ForkStart(WireModel):
+    """Every run of this start continues an archived run after its step ``at`` (a fork,
+    see docs/forks.md): the arms are compared from the same situation, in its maze."""
+
+    fork_of: RunId = Field(description="The finished, archived run to continue.")
+    at: int = Field(ge=0, le=10_000_000, description="Its step to continue after (0: its start).")
+
+
 StartChoice = Annotated[
     Annotated[Literal["default"], Tag("default")]
     | Annotated[FixedStart, Tag("at")]
-    | Annotated[RandomStarts, Tag("random")],
+    | Annotated[RandomStarts, Tag("random")]
+    | Annotated[ForkStart, Tag("fork")],
     Discriminator(
         lambda v: _kind(
             v,
             {
                 "str": "default",
+                "fork_of": "fork",
                 "at": "at",
                 "random": "random",
                 "FixedStart": "at",
                 "RandomStarts": "random",
+                "ForkStart": "fork",
             },
         ),
         custom_error_type="start",
-        custom_error_message='expected "default", {at = [x, y]} or {random = k, seed = s}',
+        custom_error_message='expected "default", {at = [x, y]}, {random = k, seed = s} or '
+        "{fork_of = RUN_ID, at = STEP}",
     ),
 ]
 
@@ -298,7 +311,12 @@ class BatchSpec(WireModel):
         default_factory=OptionSweep,
         description="Model options to vary, e.g. {temperature = [0.0, 0.7]} (model agents only).",
     )
-    mazes: list[MazeChoice] = Field(min_length=1, max_length=1000)
+    mazes: list[MazeChoice] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The mazes (required, unless every start is a fork: a fork plays its "
+        "parent's maze).",
+    )
     starts: list[StartChoice] = Field(
         default_factory=lambda: list[StartChoice](["default"]),
         min_length=1,
@@ -346,6 +364,23 @@ class BatchSpec(WireModel):
             if not key or len(key) > 100 or len(value) > 500:
                 raise ValueError(f"label {key!r}: keys 1-100 and values 0-500 characters")
         return labels
+
+    @model_validator(mode="after")
+    def _mazes_or_forks(self) -> BatchSpec:
+        forks = sum(isinstance(start, ForkStart) for start in self.starts)
+        if forks == 0 and not self.mazes:
+            raise ValidationError("mazes", "missing (required)")
+        if forks and (self.mazes or forks < len(self.starts)):
+            raise ValidationError(
+                "starts",
+                "a fork start plays its parent's maze from its parent's state: in a batch of "
+                "forks every start is a fork and `mazes` is left out",
+            )
+        if forks and "rules" in self.model_fields_set:
+            raise ValidationError(
+                "rules", "a fork keeps its parent's rules: leave `rules` out of a batch of forks"
+            )
+        return self
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> BatchSpec:
@@ -408,10 +443,19 @@ def parse_batch(document: Mapping[str, Any]) -> BatchSpec | Problems:
         spec = BatchSpec.model_validate_json(text, strict=True)
     except pydantic.ValidationError as exc:
         found = _problems(exc)
+        if not mazes and not _names_a_fork(document.get("starts")):
+            # Said with the other problems (the spec's own check runs only once the fields
+            # are valid): `mazes` may be left out only by a batch of forks.
+            found = [p for p in found if p[0] != "mazes"] + [("mazes", "missing (required)")]
         return problems + [p for p in found if p[0].partition(".")[0] not in files]
     except RecursionError:
         return [("batch", "nested too deeply")]
     return problems or spec
+
+
+def _names_a_fork(starts: Any) -> bool:
+    entries = starts if isinstance(starts, list) else [starts]
+    return any(isinstance(entry, Mapping) and "fork_of" in entry for entry in entries)
 
 
 def json_problems(value: Any, field: str = "") -> Problems:

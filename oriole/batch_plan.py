@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oriole.admission import ANY_ENDPOINT, AllowedEndpoints
+from oriole.admission import ANY_ENDPOINT, AllowedEndpoints, FindParent, no_archive
 from oriole.batch_rules import BatchPolicy, RunSlot
 from oriole.batch_spec import BatchRejected, expand_batch
 from oriole.comparison.stopping import SequentialDesign, sequential_design
@@ -41,12 +41,17 @@ def plan_batch(
     find_maze: Callable[[str], Maze],
     prices: PriceTable | None,
     endpoints: AllowedEndpoints = ANY_ENDPOINT,
+    find_parent: FindParent = no_archive,
 ) -> BatchPlan | list[tuple[str, str]]:
     """The plan of ``spec`` under ``batch_id`` (the request's id wins over the spec's own),
     or every problem with it. The ``sequential`` option's arms are checked against the cells,
     so only once the grid itself has no problem."""
     expanded = expand_batch(
-        {**spec, "batch_id": batch_id}, find_maze=find_maze, prices=prices, endpoints=endpoints
+        {**spec, "batch_id": batch_id},
+        find_maze=find_maze,
+        prices=prices,
+        endpoints=endpoints,
+        find_parent=find_parent,
     )
     if isinstance(expanded, BatchRejected):
         return expanded.problems

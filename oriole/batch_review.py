@@ -277,6 +277,8 @@ def name_clashes(cells: Sequence[Cell]) -> list[str]:
     by_name: dict[str, dict[str, int]] = defaultdict(dict)
     for cell in cells:
         maze = cell.maze
+        if maze.entry < 0:  # a fork's parent's maze: its start names the run, not the maze
+            continue
         by_name[maze.maze.name].setdefault(maze.maze.content_hash, maze.entry)
     return [
         f"mazes[{', '.join(map(str, sorted(set(entries.values()))))}]: different mazes named "

@@ -25,6 +25,8 @@ log = logging.getLogger("oriole.projections.archive_reader")
 
 #: Longest a start waits for its fork parent to be read from the archive.
 PARENT_READ_SECONDS = 30.0
+#: Parents read for one batch (its starts list is capped at 100 by the spec).
+MAX_PARENTS = 100
 
 
 class ArchiveReader:
@@ -49,24 +51,37 @@ class ArchiveReader:
 
     async def parents(self, start: dict[str, Any]) -> FindParent:
         """The parent look-up admission needs for ``start`` (a decoded start event): its fork
-        parent read now, since admission is pure. An archive that cannot be read refuses
-        the fork with the reason (redacted), never raises."""
+        parent read now, since admission is pure."""
         fork_of = start.get("fork_of")
         parent_id = fork_of.get("run_id") if isinstance(fork_of, dict) else None
-        if not isinstance(parent_id, str):
+        return await self.runs([parent_id] if isinstance(parent_id, str) else [])
+
+    async def batch_parents(self, spec: dict[str, Any]) -> FindParent:
+        """The same for a decoded batch spec: the parents its fork starts name."""
+        starts = spec.get("starts")
+        entries = starts if isinstance(starts, list) else [starts]
+        named = [e.get("fork_of") for e in entries if isinstance(e, dict)]
+        return await self.runs([run_id for run_id in named if isinstance(run_id, str)])
+
+    async def runs(self, run_ids: list[str]) -> FindParent:
+        """A look-up of these runs' archived logs, read now. An archive that cannot be read
+        refuses the forks with the reason (redacted), never raises."""
+        if not run_ids:
             return no_archive
+        logs: dict[str, Sequence[RunEvent]] = {}
         try:
-            events = await asyncio.wait_for(self(parent_id), PARENT_READ_SECONDS)
+            for run_id in dict.fromkeys(run_ids[:MAX_PARENTS]):
+                logs[run_id] = await asyncio.wait_for(self(run_id), PARENT_READ_SECONDS)
         except Exception as exc:  # refused with the reason; the caller's service goes on
             reason = redact_userinfo(f"{type(exc).__name__}: {exc}")[:500]
             refusal = ForkRefused("fork_of", f"the archive could not be read ({reason})")
-            log.warning("fork parent %s not read: %s", parent_id, reason)
+            log.warning("fork parents %s not read: %s", run_ids[:5], reason)
 
             def refused(run_id: str) -> Sequence[RunEvent]:
                 raise refusal
 
             return refused
-        return lambda run_id: events if run_id == parent_id else []
+        return lambda run_id: logs.get(run_id, [])
 
     async def _ready(self) -> Any:
         async with self._opening:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from oriole.admission import ANY_ENDPOINT, AllowedEndpoints
+from oriole.admission import ANY_ENDPOINT, AllowedEndpoints, FindParent, no_archive
 from oriole.batch_events import (
     BatchCancel,
     BatchCommand,
@@ -65,10 +65,13 @@ class BatchScheduler:
         client_id: str = "oriole",
         group_id: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        parents: Callable[[dict[str, Any]], Awaitable[FindParent]] | None = None,
     ) -> None:
         self.bootstrap = bootstrap_servers
         self.topics = topics
         self.find_maze = find_maze
+        #: The parents of a batch of forks, read from the archive (none: forks are refused).
+        self.parents = parents
         self.prices = prices
         self.endpoints = endpoints
         self.client_id = f"{client_id}-batches"
@@ -128,7 +131,7 @@ class BatchScheduler:
                 continue
             self.states[batch_id] = state
             if state.active and state.started is not None:
-                plan = await asyncio.to_thread(self._plan, state.started.spec, batch_id)
+                plan = await self._planned(state.started.spec, batch_id)
                 if isinstance(plan, BatchPlan):
                     self.plans[batch_id] = plan
                     await self._publish_starts(
@@ -200,7 +203,7 @@ class BatchScheduler:
             log.info("request for batch %s read again (or its id reused): ignored", batch_id)
             return
         state = self.states[batch_id] = BatchState(batch_id)
-        plan = await asyncio.to_thread(self._plan, command.spec, batch_id)
+        plan = await self._planned(command.spec, batch_id)
         base = {"batch_id": batch_id, "seq": 1, "time": now}
         if not isinstance(plan, BatchPlan):
             problems = [FieldProblem(field=f, reason=r) for f, r in plan]
@@ -233,9 +236,20 @@ class BatchScheduler:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _plan(self, spec: dict[str, Any], batch_id: str) -> BatchPlan | list[tuple[str, str]]:
-        return plan_batch(
-            spec, batch_id, find_maze=self.find_maze, prices=self.prices, endpoints=self.endpoints
+    async def _planned(
+        self, spec: dict[str, Any], batch_id: str
+    ) -> BatchPlan | list[tuple[str, str]]:
+        """The plan, made in a thread (a big grid takes a while) once any fork parents are
+        read from the archive."""
+        parents = no_archive if self.parents is None else await self.parents(spec)
+        return await asyncio.to_thread(
+            plan_batch,
+            spec,
+            batch_id,
+            find_maze=self.find_maze,
+            prices=self.prices,
+            endpoints=self.endpoints,
+            find_parent=parents,
         )
 
     def _budgets(self) -> dict[str, float | None]:

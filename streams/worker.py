@@ -43,10 +43,12 @@ class Worker:
         topics: Topics,
         find_maze: Callable[[str], Maze],
         parents: ParentsOf | None = None,
+        batch_parents: ParentsOf | None = None,
         closers: list[Callable[[], Awaitable[None]]] | None = None,
     ) -> Worker:
         """``find_maze`` is the process's one maze catalogue (shared with the gateway);
-        ``parents`` reads a fork's parent from the archive (no forks without it)."""
+        ``parents`` and ``batch_parents`` read the parents a start or a batch forks from the
+        archive (no forks without them)."""
         agents = ConfiguredAgentFactory(settings)
         processor = MazeProcessor(
             bootstrap_servers=bootstrap_servers,
@@ -72,6 +74,7 @@ class Worker:
             prices=agents.prices,
             endpoints=allowed_endpoints(settings),
             client_id=settings.kafka_client_id,
+            parents=batch_parents,
         )
         forwarder = BatchForwarder(
             bootstrap_servers=bootstrap_servers, topics=topics, client_id=settings.kafka_client_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +13,10 @@ from oriole import generators
 from oriole.admission import Admitted, Rejected, admit
 from oriole.agents.base import Observation
 from oriole.agents.builtin import create_builtin
+from oriole.batch_expand import BatchPlan, BatchRejected, expand_batch
+from oriole.batch_models import parse_batch
 from oriole.errors import MazeError
-from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunStarted
+from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunFinished, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, ForkPoint, MazeData, RunLimits
 from oriole.fork import ForkRefused, fork_basis
 from oriole.local_run import LocalRun, ManualClock, counting_ids
@@ -69,7 +71,7 @@ def _fork_start(run_id: str, parent: str, step: int, **fields: Any) -> dict[str,
     return document
 
 
-def _admit(document: dict[str, Any], logs: dict[str, Sequence[RunEvent]]) -> Admitted | Rejected:
+def _admit(document: dict[str, Any], logs: Mapping[str, Sequence[RunEvent]]) -> Admitted | Rejected:
     return admit(document, _no_maze, find_parent=lambda run_id: logs.get(run_id, []))
 
 
@@ -89,7 +91,7 @@ def _decisions(events: Sequence[RunEvent]) -> list[tuple[str, str | None]]:
     ]
 
 
-def _child(document: dict[str, Any], logs: dict[str, Sequence[RunEvent]]) -> list[RunEvent]:
+def _child(document: dict[str, Any], logs: Mapping[str, Sequence[RunEvent]]) -> list[RunEvent]:
     admitted = _admit(document, logs)
     assert isinstance(admitted, Admitted), admitted
     return _play(admitted.request, admitted.maze, admitted.inherited)
@@ -227,8 +229,8 @@ def test_refusals_name_the_field_and_the_reason() -> None:
 
 def test_a_fork_at_a_step_where_the_goal_was_found_is_refused() -> None:
     parent = _parent("frontier", 0, footsteps=400)
-    end = parent[-1].payload
-    assert end.success  # type: ignore[union-attr]
+    end = parent[-1]
+    assert isinstance(end, RunFinished) and end.payload.success
     total = fold("run-parent", parent).tally.actions
     document = _fork_start(
         "a", "run-parent", total, agent={"provider": "builtin", "model": "frontier"}
@@ -293,3 +295,85 @@ def _with_tile_changed_inherited(event: RunEvent) -> RunEvent:
     changed = inherited.model_copy(update={"outcomes": outcomes})
     payload = event.payload.model_copy(update={"inherited": changed})
     return event.model_copy(update={"payload": payload})
+
+
+# --- batches of forks -------------------------------------------------------------------
+
+
+def _batch(**fields: Any) -> dict[str, Any]:
+    return {
+        "batch_id": "b-fork",
+        "name": "from step 17",
+        "agents": ["frontier", "random"],
+        "starts": {"fork_of": "run-parent", "at": 17},
+        "repetitions": 3,
+        "limits": {"max_footsteps": 60, "max_actions": 400, "goal_rule": "reached"},
+        **fields,
+    }
+
+
+def test_a_batch_of_forks_continues_every_arm_from_the_same_situation() -> None:
+    parent = _parent("random", 5)
+    plan = expand_batch(
+        _batch(), find_maze=_no_maze, prices=None, find_parent=lambda r: {"run-parent": parent}[r]
+    )
+    assert isinstance(plan, BatchPlan), plan
+    assert len(plan.runs) == 6
+    at_fork = fold("run-parent", parent[: _seq_of_step(parent, 17)])
+    for run in plan.runs:
+        request = run.request
+        assert request.fork_of == ForkPoint(run_id="run-parent", after_step=17)
+        assert request.maze is not None and request.maze.content_hash == MAZE.content_hash
+        assert request.start == Point(x=1, y=1)
+        assert request.labels["batch_id"] == "b-fork"
+    assert {cell["start"] for cell in plan.cells.values()} == {
+        "fork of run-parent after step 17 at (1,1)"
+    }
+    # Every planned run is admitted by a worker as the same fork (its start state).
+    first = plan.runs[0].request.model_dump(mode="json", exclude_none=True)
+    admitted = _admit(first, {"run-parent": parent})
+    assert isinstance(admitted, Admitted)
+    assert admitted.inherited is not None
+    forked = LocalRun(
+        admitted.request, admitted.maze, clock=ManualClock(T0), inherited=admitted.inherited
+    )
+    assert forked.state.position == at_fork.position and forked.state.seen == at_fork.seen
+
+
+def test_a_batch_of_forks_names_every_problem() -> None:
+    parent = _parent("random", 5)
+    total = fold("run-parent", parent).tally.actions
+    logs = {"run-parent": parent}
+    refused = expand_batch(
+        _batch(
+            starts=[{"fork_of": "run-nowhere", "at": 1}, {"fork_of": "run-parent", "at": 10**6}]
+        ),
+        find_maze=_no_maze,
+        prices=None,
+        find_parent=lambda r: logs.get(r, []),
+    )
+    assert isinstance(refused, BatchRejected)
+    assert dict(refused.problems) == {
+        "starts[0].fork_of": "run run-nowhere is not in the archive",
+        "starts[1].at": f"run run-parent has {total} steps: after_step must be between 0 and "
+        f"{total}",
+    }
+    assert parse_batch(_batch(mazes=[{"name": "lab"}])) == [
+        (
+            "starts",
+            "a fork start plays its parent's maze from its parent's state: in a batch of forks "
+            "every start is a fork and `mazes` is left out",
+        )
+    ]
+    mixed = parse_batch(_batch(starts=[{"fork_of": "run-parent", "at": 3}, "default"]))
+    assert [field for field, _ in mixed] == ["starts"]
+    assert parse_batch(_batch(rules={"vision_range": 5})) == [
+        ("rules", "a fork keeps its parent's rules: leave `rules` out of a batch of forks")
+    ]
+    # Without forks, mazes stay required, said with the other problems.
+    plain = _batch(repetitions=0)
+    del plain["starts"]
+    assert dict(parse_batch(plain)) == {
+        "repetitions": "Input should be greater than or equal to 1",
+        "mazes": "missing (required)",
+    }

@@ -75,6 +75,26 @@ def test_fork_continues_an_archived_run_and_replay_verifies_it(tmp_path: Path) -
         rules = oriole(home, "fork", "run-parent", "--at", "3", "--set", "rules.vision_range=7")
         assert rules.returncode == 2
         assert "rules" in rules.stderr and "keeps its parent's rules" in rules.stderr
+
+        # A batch of forks: every arm continues from the parent's step 20.
+        spec = tmp_path / "forks.toml"
+        spec.write_text(
+            'name = "from step 20"\nagents = ["frontier", "random"]\nrepetitions = 2\n'
+            'starts = { fork_of = "run-parent", at = 20 }\n'
+            '[limits]\nmax_footsteps = 60\nmax_actions = 400\ngoal_rule = "reached"\n'
+        )
+        batch = oriole(home, "batch", "run", str(spec), "--batch-id", "forks", "--wait", "--json")
+        assert batch.returncode == 0, batch.stdout + batch.stderr
+        forked = query(
+            dsn,
+            """SELECT payload #> '{spec,fork_of}' AS fork_of,
+                      jsonb_array_length(payload #> '{inherited,outcomes}') AS inherited
+               FROM run_events WHERE type = 'run.started' AND run_id LIKE 'forks:%'""",
+        )
+        assert len(forked) == 4
+        for row in forked:
+            assert json.loads(str(row["fork_of"])) == {"run_id": "run-parent", "after_step": STEP}
+            assert row["inherited"] == STEP
     finally:
         stop_up(up)
     assert up.returncode == 0, log.read_text()[-3000:]

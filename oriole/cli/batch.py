@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from oriole.admission import FindParent, no_archive
 from oriole.batch_events import BatchCancel, BatchRequest, new_batch_id
 from oriole.batch_plan import BatchPlan, plan_batch
 from oriole.batch_spec import BatchFileError, load_batch_file, maze_files
@@ -31,6 +32,7 @@ from oriole.cli.common import (
     stack_connection,
     stack_topics,
 )
+from oriole.cli.data import archived_runs
 from oriole.comparison.batch_power import batch_power, power_document, power_warning
 from oriole.comparison.power import DEFAULT_ALPHA, DEFAULT_BASELINE, DEFAULT_POWER
 from oriole.errors import MazeError, OrioleError, ValidationError
@@ -199,10 +201,23 @@ def check_batch(document: dict[str, Any], batch_id: str) -> BatchPlan:
         find_maze=catalogue().get,
         prices=load_price_table(current.price_file),
         endpoints=allowed_endpoints(current),
+        find_parent=_fork_parents(document),
     )
     if not isinstance(plan, BatchPlan):
         _exit_with(plan)
     return plan
+
+
+def _fork_parents(document: dict[str, Any]) -> FindParent:
+    """The archived parents a batch of forks names (read only when it names some)."""
+    starts = document.get("starts")
+    entries = starts if isinstance(starts, list) else [starts]
+    named = [e["fork_of"] for e in entries if isinstance(e, dict) and "fork_of" in e]
+    run_ids = [run_id for run_id in named if isinstance(run_id, str)]
+    if not run_ids:
+        return no_archive
+    logs = asyncio.run(archived_runs(run_ids))
+    return lambda run_id: logs.get(run_id, [])
 
 
 def _exit_with(problems: list[tuple[str, str]]) -> NoReturn:

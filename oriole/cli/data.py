@@ -176,6 +176,12 @@ async def archived_run(run_id: str) -> list[RunEvent]:
     return (await archived_lineage(run_id))[0]
 
 
+async def archived_runs(run_ids: list[str]) -> dict[str, list[RunEvent]]:
+    """Several runs' archived events ([] for a run that is not archived)."""
+    async with open_database(settings()) as db, db.pool.acquire() as conn:
+        return {run_id: await run_events_of(conn, run_id) for run_id in dict.fromkeys(run_ids)}
+
+
 async def archived_lineage(run_id: str) -> tuple[list[RunEvent], list[RunEvent] | None]:
     """A run's archived events and, for a fork, its parent's (which replay verifies it by)."""
     async with open_database(settings()) as db, db.pool.acquire() as conn:

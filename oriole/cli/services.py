@@ -73,6 +73,7 @@ class Services:
             self.topics,
             self.catalogue.get,
             parents=None if reader is None else reader.parents,
+            batch_parents=None if reader is None else reader.batch_parents,
             closers=[] if reader is None else [reader.close],
         )
 
