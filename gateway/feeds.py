@@ -131,6 +131,32 @@ class Archive:
         return "; ".join(reasons) or "rejected"
 
 
+class _DirectFrames:
+    """Frames written straight from the hub, added to ``FRAMES`` once per turn of the event
+    loop instead of once per frame: an event for a thousand viewers is a thousand frames
+    written in one hub dispatch, and a Prometheus increment (under a lock) costs 0.83 µs
+    a frame against 0.11 µs for this tally (docs/performance.md). The count stays exact;
+    ``/metrics`` sees it once the dispatch has yielded."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+    def add(self) -> None:
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending += 1
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, 0
+        if pending:
+            FRAMES.inc(pending)
+
+
+_DIRECT_FRAMES = _DirectFrames()
+
+
 class Session:
     """One websocket client: counted sends, a bounded close, and a drop when it lags."""
 
@@ -161,7 +187,7 @@ class Session:
     def send_now(self, frame: bytes) -> None:
         """Write a frame synchronously (only when :meth:`writable`; no waiting)."""
         broadcast((self.ws,), frame, text=True)
-        FRAMES.inc()
+        _DIRECT_FRAMES.add()
 
     async def finish(self, code: int, reason: str = "", frame: bytes | None = None) -> None:
         """Send ``frame`` (if any) and close with ``code``; abort after :data:`CLOSE_GRACE`."""
