@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from oriole.batch_models import BATCH_LABELS
 from oriole.errors import ValidationError
 from oriole.events import RunStarted
 from oriole.schema_base import new_run_id
@@ -27,6 +28,8 @@ def rerun_document(
         **spec,
         "run_id": run_id or new_run_id(),
         "rerun_of": started.run_id,
+        # A rerun or fork of a batch's run is not one of the batch's runs.
+        "labels": {k: v for k, v in spec["labels"].items() if k not in BATCH_LABELS},
     }
     for path, value in overrides.items():
         set_path(document, path, value)

@@ -15,6 +15,7 @@ from oriole.agents.base import Observation
 from oriole.agents.builtin import create_builtin
 from oriole.batch_expand import BatchPlan, BatchRejected, expand_batch
 from oriole.batch_models import parse_batch
+from oriole.comparison.records import RunFacts, run_factors, run_record
 from oriole.errors import MazeError
 from oriole.events import ActionCompleted, ActionRequested, RunEvent, RunFinished, RunStarted
 from oriole.experiment import AgentSpec, ExperimentStart, ForkPoint, MazeData, RunLimits
@@ -22,6 +23,7 @@ from oriole.fork import ForkRefused, fork_basis
 from oriole.local_run import LocalRun, ManualClock, counting_ids
 from oriole.maze import Maze
 from oriole.replay import fork_parent, verify_run
+from oriole.rerun import fork_document, rerun_document
 from oriole.run_state import fold
 from oriole.schema_base import Point
 
@@ -377,3 +379,44 @@ def test_a_batch_of_forks_names_every_problem() -> None:
         "repetitions": "Input should be greater than or equal to 1",
         "mazes": "missing (required)",
     }
+
+
+def test_a_fork_or_rerun_of_a_batch_run_is_not_one_of_the_batchs_runs() -> None:
+    parent = _parent("random", 5)
+    started = parent[0]
+    assert isinstance(started, RunStarted)
+    spec = started.payload.spec.model_copy(
+        update={"labels": {"batch_id": "b1", "cell": "a0-m0", "repetition": "2", "study": "x"}}
+    )
+    labelled = started.model_copy(
+        update={"payload": started.payload.model_copy(update={"spec": spec})}
+    )
+    fork = fork_document(labelled, 5, {}, run_id="run-f")
+    rerun = rerun_document(labelled, {}, run_id="run-r")
+    assert fork["labels"] == rerun["labels"] == {"study": "x"}
+    assert fork["fork_of"] == {"run_id": "run-parent", "after_step": 5}
+    assert "maze" not in fork and "start" not in fork and "rerun_of" not in fork
+    admitted = _admit(fork, {"run-parent": parent})
+    assert isinstance(admitted, Admitted)
+
+
+def test_forks_are_matched_on_their_fork_point() -> None:
+    def facts(run_id: str, fork_of: str | None) -> RunFacts:
+        return RunFacts(
+            run_id=run_id, provider="builtin", model="frontier", endpoint=None,
+            prompt_version=None, options={}, seed=None,
+            labels={"batch_id": "b", "cell": "a0-m0", "repetition": "0"},
+            maze_hash="h", maze_name="lab", start_x=1, start_y=1, vision_range=3,
+            status="finished", stop_reason="goal_seen", goal_seen=True, goal_reached=False,
+            footsteps=3, actions=3, turns=3, input_tokens=0, output_tokens=0, cost_usd=0.0,
+            duration_s=1.0, fork_of=fork_of,
+        )  # fmt: skip
+
+    early = run_record(facts("r1", "run-p after step 5"), [], None)
+    late = run_record(facts("r2", "run-p after step 50"), [], None)
+    plain = run_record(facts("r3", None), [], None)
+    assert len({early.pair_key, late.pair_key, plain.pair_key}) == 3
+    assert run_record(facts("r4", "run-p after step 5"), [], None).pair_key == early.pair_key
+    assert run_factors(facts("r5", "run-p after step 5"))["start"] == (
+        "fork of run-p after step 5 at (1,1)"
+    )

@@ -79,6 +79,8 @@ class RunFacts:
     output_tokens: int
     cost_usd: float
     duration_s: float | None
+    #: "PARENT after step K" for a fork (docs/forks.md): its start is that situation.
+    fork_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +102,20 @@ class RunRecord:
     metrics: dict[str, float | None]
     #: Tile -> how many times the run stood on it (the start counts once).
     visits: Counter[tuple[int, int]] = field(default_factory=Counter)
+    #: The situation a fork started from ("PARENT after step K"), None for any other run.
+    fork_of: str | None = None
 
     @property
     def pair_key(self) -> tuple[str, int, int, str] | None:
-        """Runs of two arms with the same key are matched: same maze, start and seed. In a
-        batch the repetition fixes every arm's seed (and the sampling seed of models that
-        take one), so there the key is the repetition; None when neither is known."""
+        """Runs of two arms with the same key are matched: same maze, start (for a fork: the
+        same fork point) and seed. In a batch the repetition fixes every arm's seed (and the
+        sampling seed of models that take one), so there the key is the repetition; None
+        when neither is known."""
+        fork = "" if self.fork_of is None else f"fork of {self.fork_of} "
         if self.repetition is not None and self.batch_id is not None:
-            return (self.maze_hash, *self.start, f"{self.batch_id} r{self.repetition}")
+            return (self.maze_hash, *self.start, f"{fork}{self.batch_id} r{self.repetition}")
         if self.seed is not None:
-            return (self.maze_hash, *self.start, f"seed {self.seed}")
+            return (self.maze_hash, *self.start, f"{fork}seed {self.seed}")
         return None
 
 
@@ -132,7 +138,8 @@ def run_factors(facts: RunFacts, cell: Mapping[str, Any] | None = None) -> dict[
         if name != "seed":
             factors[name] = factor_text(facts.options[name])
     factors["maze"] = facts.maze_name
-    factors["start"] = f"({facts.start_x},{facts.start_y})"
+    start = f"({facts.start_x},{facts.start_y})"
+    factors["start"] = start if facts.fork_of is None else f"fork of {facts.fork_of} at {start}"
     return factors
 
 
@@ -218,4 +225,5 @@ def run_record(
         failed=facts.status == "failed",
         metrics=metrics,
         visits=visits,
+        fork_of=facts.fork_of,
     )
