@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 SUITES = ["core", "agents", "backbone", "projections", "gateway"]
 #: Suites run only when named: they need something CI does not install.
 #: ``faults`` runs a whole stack for minutes (PostgreSQL binaries from Debian's packages).
-OPT_IN = ["llm_smoke", "faults"]
+#: ``archive_scale`` fills a scratch archive to 1M and 5M events (minutes, a few GB).
+#: ``pipeline`` (worker, projector and gateway processes end to end with one and two
+#: workers, CPU per step by stage) and ``memory`` (a worker's RSS per run, the embedded
+#: broker's per event) take several minutes each on a 2-core machine.
+OPT_IN = ["llm_smoke", "faults", "archive_scale", "pipeline", "memory"]
 
 
 def main(argv: list[str]) -> None:

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from oriole.errors import OrioleError
+from projections.partitions import ensure_partitions
 
 MIGRATIONS_TABLE = "oriole_migrations"
 #: Key of the transaction-level advisory lock that serialises migrations ("oriole" in ASCII).
@@ -97,7 +98,17 @@ async def migrate(conn: Any) -> list[Migration]:
                 migration.name,
                 migration.checksum,
             )
+        # The month partitions ahead (migration 7 on), under the same lock.
+        await ensure_partitions(conn)
     return pending
+
+
+async def prepare_partitions(conn: Any, now: datetime | None = None) -> list[str]:
+    """The month partitions for ``now``'s month and the next, made under the migration
+    lock when missing (the projector calls it when the month turns); the names made."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+        return await ensure_partitions(conn, now)
 
 
 def check_history(available: list[Migration], applied: list[AppliedMigration]) -> None:

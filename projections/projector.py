@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -39,6 +40,9 @@ from oriole.kafka.topics import Topics
 from oriole.telemetry import batch_spans
 from projections.batch_rows import BATCH_EVENT_CLASSES
 from projections.database import CONNECTION_ERRORS
+from projections.migrate import prepare_partitions
+from projections.partitions import month_of
+from projections.run_keys import RunKeys
 from projections.start_requests import (
     INSERT_REQUEST,
     MARK_REJECTED,
@@ -116,6 +120,10 @@ class Projector:
         self.consuming = False
         self._consumer: Any = None
         self._producer: Any = None
+        #: The partition key (start time) of each run seen, so a batch rarely looks one up.
+        self.run_keys = RunKeys()
+        #: The month whose partitions (and the next month's) were last made sure of.
+        self._partitions_month: date | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         self._producer = make_producer(self.bootstrap, client_id=self.client_id)
@@ -277,13 +285,29 @@ class Projector:
         Raises what the database says about the events themselves (a poison record).
         """
         started = time.perf_counter()
+        if self._partitions_month != month_of(datetime.now(UTC)):
+            await self._ensure_partitions()
         runs = [e for e in events if not isinstance(e, BATCH_EVENT_CLASSES)]
         logs = [e for e in events if isinstance(e, BATCH_EVENT_CLASSES)]
-        result = await self._with_database(lambda conn: store_batch(conn, runs, logs), stop)
+        result = await self._with_database(
+            lambda conn: store_batch(conn, runs, logs, self.run_keys), stop
+        )
         if result is not None:
             BATCH_SECONDS.observe(time.perf_counter() - started)
             self._account(events, result)
         return result
+
+    async def _ensure_partitions(self) -> None:
+        """This month's and the next month's partitions, at the first batch and when the
+        month turns. Best effort: without them rows go to the DEFAULT partition, and a user
+        that may not create tables (``oriole_writer``) leaves it to the next migration."""
+        now = datetime.now(UTC)
+        self._partitions_month = month_of(now)  # tried once a month, whatever happens
+        try:
+            async with self.pool.acquire() as conn:
+                await prepare_partitions(conn, now)
+        except Exception as exc:
+            log.warning("month partitions not made sure of (%s: %s)", type(exc).__name__, exc)
 
     async def _with_database(
         self, work: Callable[[Any], Awaitable[T]], stop: asyncio.Event

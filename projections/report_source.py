@@ -24,7 +24,8 @@ _COLUMNS = """
     e.run_id, e.provider, e.model_name, e.agent_endpoint, e.prompt_version, e.model_config,
     e.labels, e.maze_hash, e.maze_name, e.start_x, e.start_y, e.vision_range, e.status,
     e.stop_reason, e.goal_seen, e.goal_reached, e.footsteps, e.actions, e.turns,
-    e.input_tokens, e.output_tokens, e.cost_usd, e.duration_seconds"""
+    e.input_tokens, e.output_tokens, e.cost_usd, e.duration_seconds, e.forked_from,
+    e.fork_step"""
 _BATCH_RUNS = f"""
     SELECT {_COLUMNS}
       FROM batch_runs r JOIN experiments e ON e.run_id = r.run_id
@@ -88,6 +89,11 @@ def _facts(row: Mapping[str, Any]) -> RunFacts:
         maze_name=row["maze_name"],
         start_x=row["start_x"],
         start_y=row["start_y"],
+        fork_of=(
+            None
+            if row["forked_from"] is None
+            else f"{row['forked_from']} after step {row['fork_step']}"
+        ),
         vision_range=row["vision_range"],
         status=row["status"],
         stop_reason=row["stop_reason"],

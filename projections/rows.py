@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pydantic_core
@@ -28,6 +29,7 @@ from oriole.events import (
     StopReason,
     parse_run_event,
 )
+from oriole.experiment import ForkPoint
 from oriole.intents import ModelCall
 
 #: ``(run_id, seq)``: the archive's key of an event.
@@ -51,8 +53,9 @@ def status_of(stop_reason: StopReason | str | None, success: bool | None) -> str
     return "stopped"
 
 
-def archive_row(event: RunEvent) -> Row:
-    """``run_events`` columns: run_id, seq, event_id, type, schema_version, time, payload."""
+def archive_row(event: RunEvent, run_started_at: datetime | None = None) -> Row:
+    """``run_events`` columns: run_id, seq, event_id, type, schema_version, time, payload,
+    run_started_at (the run's partition key; the archive needs it, comparisons may omit it)."""
     return (
         event.run_id,
         event.seq,
@@ -61,7 +64,22 @@ def archive_row(event: RunEvent) -> Row:
         event.schema_version,
         event.time,
         event.payload.model_dump_json(by_alias=True),
+        run_started_at,
     )
+
+
+def keys_from_events(events: Iterable[RunEvent]) -> dict[str, datetime]:
+    """Each run's partition key as the events alone tell it: its ``run.started`` time, else
+    (a log whose start is elsewhere) its earliest event's time."""
+    started: dict[str, datetime] = {}
+    earliest: dict[str, datetime] = {}
+    for event in events:
+        if isinstance(event, RunStarted):
+            started.setdefault(event.run_id, event.time)
+        seen = earliest.get(event.run_id)
+        if seen is None or event.time < seen:
+            earliest[event.run_id] = event.time
+    return earliest | started
 
 
 def event_from_archive(record: Mapping[str, Any]) -> RunEvent:
@@ -107,15 +125,23 @@ class ProjectionRows:
     actions: list[Row] = field(default_factory=list)
     progress: list[Row] = field(default_factory=list)
     finishes: list[Row] = field(default_factory=list)
-    #: Runs whose token totals must be recomputed from ``model_calls``.
-    runs_with_calls: set[str] = field(default_factory=set)
+    #: Runs whose token totals must be recomputed from ``model_calls``, with their keys.
+    runs_with_calls: dict[str, datetime] = field(default_factory=dict)
     #: Events that could not be projected (a corrupt log); they stay in the archive.
     problems: list[str] = field(default_factory=list)
 
 
-def project(events: list[RunEvent], context: Mapping[EventKey, RunEvent]) -> ProjectionRows:
-    """Rows for ``events`` (ordered by seq within each run); ``context`` has the joins."""
+def project(
+    events: list[RunEvent],
+    context: Mapping[EventKey, RunEvent],
+    keys: Mapping[str, datetime] | None = None,
+) -> ProjectionRows:
+    """Rows for ``events`` (ordered by seq within each run); ``context`` has the joins, and
+    ``keys`` each run's partition key (:mod:`projections.run_keys`; from the events when
+    not given)."""
     rows = ProjectionRows()
+    if keys is None:
+        keys = keys_from_events([*context.values(), *events])
     known: dict[EventKey, RunEvent] = dict(context)
     for event in events:
         known[(event.run_id, event.seq)] = event
@@ -134,10 +160,11 @@ def project(events: list[RunEvent], context: Mapping[EventKey, RunEvent]) -> Pro
             except ProjectionError as exc:
                 rows.problems.append(str(exc))
                 continue
-            rows.actions.append(action_row(event, decision, call))
+            key = keys[event.run_id]
+            rows.actions.append(action_row(event, decision, call, key))
             if call is not None:
-                rows.model_calls.append(model_call_row(call, decision.payload.turn))
-                rows.runs_with_calls.add(event.run_id)
+                rows.model_calls.append(model_call_row(call, decision.payload.turn, key))
+                rows.runs_with_calls[event.run_id] = key
             latest[event.run_id] = event
             outcome = event.payload
             goal_seen[event.run_id] = goal_seen.get(event.run_id, False) or outcome.goal_seen
@@ -147,9 +174,11 @@ def project(events: list[RunEvent], context: Mapping[EventKey, RunEvent]) -> Pro
         elif isinstance(event, RunFinished):
             before = known.get((event.run_id, event.seq - 1))
             if isinstance(before, ModelCalled):  # a failure that still used a model call
-                rows.model_calls.append(model_call_row(before, event.payload.turns))
-                rows.runs_with_calls.add(event.run_id)
-            rows.finishes.append(finish_row(event))
+                rows.model_calls.append(
+                    model_call_row(before, event.payload.turns, keys[event.run_id])
+                )
+                rows.runs_with_calls[event.run_id] = keys[event.run_id]
+            rows.finishes.append(finish_row(event, keys[event.run_id]))
     for run_id, event in latest.items():
         outcome = event.payload
         rows.progress.append(
@@ -281,10 +310,21 @@ def experiment_row(event: RunStarted) -> Row:
         spec.start.x,
         spec.start.y,
         event.seq,
+        *fork_columns(spec.fork_of),
     )
 
 
-def action_row(event: ActionCompleted, decision: ActionRequested, call: ModelCalled | None) -> Row:
+def fork_columns(fork_of: ForkPoint | None) -> tuple[str | None, int | None]:
+    """``experiments.forked_from`` and ``fork_step``: the parent and its step (lineage)."""
+    return (None, None) if fork_of is None else (fork_of.run_id, fork_of.after_step)
+
+
+def action_row(
+    event: ActionCompleted,
+    decision: ActionRequested,
+    call: ModelCalled | None,
+    run_started_at: datetime,
+) -> Row:
     outcome = event.payload
     asked = decision.payload
     usage: ModelCall | None = None if call is None else call.payload
@@ -323,10 +363,11 @@ def action_row(event: ActionCompleted, decision: ActionRequested, call: ModelCal
         asked.sent_at,
         decision.time,
         event.time,
+        run_started_at,
     )
 
 
-def model_call_row(event: ModelCalled, turn: int | None) -> Row:
+def model_call_row(event: ModelCalled, turn: int | None, run_started_at: datetime) -> Row:
     call = event.payload
     return (
         event.run_id,
@@ -347,10 +388,11 @@ def model_call_row(event: ModelCalled, turn: int | None) -> Row:
         call.endpoint,
         call.context_trimmed,
         event.time,
+        run_started_at,
     )
 
 
-def finish_row(event: RunFinished) -> Row:
+def finish_row(event: RunFinished, run_started_at: datetime) -> Row:
     end = event.payload
     error = end.error
     return (
@@ -375,4 +417,5 @@ def finish_row(event: RunFinished) -> Row:
         None if error is None else error.message,
         event.time,
         event.seq,
+        run_started_at,
     )

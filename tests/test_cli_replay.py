@@ -46,8 +46,9 @@ def test_verify_passes_on_every_builtin_agent_and_fails_on_a_corrupt_archive(
             for run_id in logs:
                 await conn.execute(
                     "INSERT INTO run_events (run_id, seq, event_id, type, schema_version, time,"
-                    " payload) SELECT $1 || '-bad', seq, gen_random_uuid(), type,"
-                    " schema_version, time, payload FROM run_events WHERE run_id = $1",
+                    " payload, run_started_at) SELECT $1 || '-bad', seq, gen_random_uuid(), type,"
+                    " schema_version, time, payload, run_started_at FROM run_events"
+                    " WHERE run_id = $1",
                     run_id,
                 )
             # One outcome of the copy now claims the agent went somewhere else.

@@ -215,12 +215,13 @@ async def _load_run(conn: Any, run: Run) -> None:
             await conn.execute(
                 "INSERT INTO model_calls (run_id, seq, call_id, turn, provider, model,"
                 " input_tokens, output_tokens, cost_usd, duration_ms, prompt_eval_ms, eval_ms,"
-                " tokens_per_second, done_reason, attempts, context_trimmed, called_at)"
+                " tokens_per_second, done_reason, attempts, context_trimmed, called_at,"
+                " run_started_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'stop', 1, 0,"
-                " $14)",
+                " $14, $15)",
                 run.run_id, seq, call_id, turn, run.provider, run.model, call.input_tokens,
                 call.output_tokens, D(call.cost), call.duration_ms, call.prompt_eval_ms,
-                call.eval_ms, call.tokens_per_second, at,
+                call.eval_ms, call.tokens_per_second, at, run.started_at,
             )  # fmt: skip
             for index, act in enumerate(call.actions):
                 step += 1
@@ -234,9 +235,9 @@ async def _load_run(conn: Any, run: Run) -> None:
                     "INSERT INTO agent_actions (run_id, step, seq, turn, action_type, from_x,"
                     " from_y, to_x, to_y, success, tiles_seen, goal_seen, goal_reached,"
                     " footsteps, message, result, call_id, input_tokens, output_tokens,"
-                    " cost_usd, inference_ms, sent_at, decided_at, completed_at)"
+                    " cost_usd, inference_ms, sent_at, decided_at, completed_at, run_started_at)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '[]', $11, false, $12,"
-                    " 'm', '{}', $13, $14, $15, $16, $17, $18, $18, $18)",
+                    " 'm', '{}', $13, $14, $15, $16, $17, $18, $18, $18, $19)",
                     run.run_id, step, seq, turn, act.kind, position[0], position[1],
                     act.to[0], act.to[1], act.ok, act.goal_seen, footsteps,
                     call_id if first else None,
@@ -244,11 +245,24 @@ async def _load_run(conn: Any, run: Run) -> None:
                     call.output_tokens if first else None,
                     D(call.cost) if first else None,
                     call.duration_ms if first else None,
-                    done,
+                    done, run.started_at,
                 )  # fmt: skip
                 position = act.to
     max_footsteps, max_actions, max_duration = run.limits
     error_class, error_message = run.error or (None, None)
+    # The action counters the projector sets when a run finishes (migration 7).
+    kinds = [(a.kind, a.ok) for calls in run.turn_calls for call in calls for a in call.actions]
+    counters = (
+        [None] * 5
+        if run.status == "running"
+        else [
+            sum(k.startswith("move_") for k, _ in kinds),
+            sum(k.startswith("move_") and ok for k, ok in kinds),
+            sum(k.startswith("recall") for k, _ in kinds),
+            sum(k == "no_tool_call" for k, _ in kinds),
+            sum(k == "invalid_tool_call" for k, _ in kinds),
+        ]
+    )
     await conn.execute(
         "INSERT INTO experiments (run_id, provider, model_name, prompt_version, maze_hash,"
         " maze_name, start_x, start_y, comment, labels, model_config, temperature, num_ctx,"
@@ -256,16 +270,18 @@ async def _load_run(conn: Any, run: Run) -> None:
         " goal_rule, requested_at, started_at, last_action_at, completed_at, status,"
         " stop_reason, success, goal_seen, position_x, position_y, footsteps, actions, turns,"
         " model_calls, input_tokens, output_tokens, cost_usd, duration_seconds, error_class,"
-        " error_message, last_seq)"
+        " error_message, last_seq, moves, successful_moves, recalls, no_tool_calls,"
+        " invalid_tool_calls)"
         " VALUES ($1, $2, $3, $4, 'hash-tiny', 'tiny', $5, $6, $7, $8, '{}', $9, $10, 3, 10,"
         " $11, $12, $13, 'seen', $14, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-        " $25, $26, $27, $28, $29, $30, $31, $32, $33)",
+        " $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38)",
         run.run_id, run.provider, run.model, run.prompt, run.start[0], run.start[1],
         run.comment, json.dumps(run.labels), run.temperature, run.num_ctx, max_footsteps,
         max_actions, max_duration, run.started_at, run.last_action_at, run.completed_at,
         run.status, run.stop_reason, run.success, run.goal_seen, run.position[0],
         run.position[1], run.footsteps, run.actions, run.turns, run.calls, run.input_tokens,
         run.output_tokens, D(run.cost), run.duration, error_class, error_message, seq + 1,
+        *counters,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import click
 import typer
 from rich.markup import escape
 
-from oriole.cli import batch, data, mazes, prompts, report, run, serve, status, watch
+from oriole.cli import archive, batch, data, mazes, prompts, report, run, serve, status, watch
 from oriole.cli.common import HELP_OPTIONS, console, err_console
 from oriole.errors import OrioleError
 from oriole.schemas import json_schemas
@@ -41,6 +41,7 @@ app.command("report")(report.report)
 app.command("status")(status.status)
 app.add_typer(data.db_app, name="db")
 app.add_typer(data.projections_app, name="projections")
+app.add_typer(archive.app, name="archive")
 
 
 @app.command("schema")
