@@ -26,7 +26,7 @@ _EXPERIMENT_COLUMNS = (
     "footsteps", "actions", "turns", "model_calls", "input_tokens", "output_tokens", "cost_usd",
     "started_at", "last_action_at", "completed_at", "duration_seconds", "position_x",
     "position_y", "start_x", "start_y", "model_config", "rerun_of", "error_class",
-    "error_message",
+    "error_message", "forked_from", "fork_step",
 )  # fmt: skip
 _SELECT_EXPERIMENTS = f"SELECT {', '.join(_EXPERIMENT_COLUMNS)} FROM experiments"
 _SELECT_MAZE = """
@@ -37,6 +37,11 @@ _SELECT_ACTIONS = """
            success, tiles_seen, footsteps, message, input_tokens, output_tokens, inference_ms,
            completed_at
       FROM agent_actions WHERE run_id = $1 ORDER BY step"""
+#: The forks of a run (a run forked more often is listed with ``?forked_from=``, paged).
+_SELECT_CHILDREN = f"""
+    SELECT run_id, fork_step, provider, model_name, status, success, started_at
+      FROM experiments WHERE forked_from = $1
+     ORDER BY started_at, run_id LIMIT {MAX_LIMIT}"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,7 @@ def experiments_query(params: Mapping[str, list[str]]) -> Statement:
         ("provider", "provider"),
         ("model", "model_name"),
         ("prompt_version", "prompt_version"),
+        ("forked_from", "forked_from"),
     ):
         value = _one(params, name, problems)
         if value is not None:
@@ -273,7 +279,8 @@ async def list_experiments(pool: Any, params: Mapping[str, list[str]]) -> dict[s
 
 
 async def get_experiment(pool: Any, run_id: str) -> dict[str, Any] | None:
-    """The experiment, its maze and its actions from one snapshot; None if unknown."""
+    """The experiment, its maze, its actions and its forks from one snapshot; None if
+    unknown."""
     async with (
         pool.acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
@@ -284,10 +291,12 @@ async def get_experiment(pool: Any, run_id: str) -> dict[str, Any] | None:
         experiment = experiment_document(rows[0])
         mazes = await _fetch(conn, _SELECT_MAZE, experiment["maze_hash"])
         actions = await _fetch(conn, _SELECT_ACTIONS, run_id)
+        children = await _fetch(conn, _SELECT_CHILDREN, run_id)
     return {
         "experiment": experiment,
         "maze": maze_document(mazes[0]) if mazes else None,
         "actions": [action_document(row) for row in actions],
+        "children": children,
     }
 
 

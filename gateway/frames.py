@@ -223,6 +223,8 @@ def run_summary(kind: str, payload: Mapping[str, Any], time: str) -> dict[str, A
         spec = _object(payload.get("spec"))
         agent, prompt, maze = (_object(spec.get(k)) for k in ("agent", "prompt", "maze"))
         start = _point(spec.get("start"))
+        fork = _object(spec.get("fork_of"))
+        fork_of = {"run_id": fork.get("run_id"), "after_step": fork.get("after_step")}
         return {
             "status": "running",
             "provider": agent.get("provider"),
@@ -232,6 +234,10 @@ def run_summary(kind: str, payload: Mapping[str, Any], time: str) -> dict[str, A
             "comment": spec.get("comment"),
             "labels": spec.get("labels") or {},
             "rerun_of": spec.get("rerun_of"),
+            # A fork's parent and step: as in the spec, and under the Experiment names.
+            "fork_of": fork_of if fork else None,
+            "forked_from": fork.get("run_id"),
+            "fork_step": fork.get("after_step"),
             "start": start,
             "position": start,
             "footsteps": 0,

@@ -2,12 +2,14 @@
 
 The browser folds a run's events itself (`RunModel`); the Python core folds the same log
 with `RunState`. Both are fed the same runs, built with `LocalRun` and framed exactly as the
-gateway sends them, and must agree on everything both hold. The JS side runs in Node (no
-DOM), so `run_model.js` must not touch `document` or `window`.
+gateway sends them, and must agree on everything both hold. Forks (admitted against their
+parent's log, their run.started carrying the inherited outcomes) are among the runs. The JS
+side runs in Node (no DOM), so `run_model.js` must not touch `document` or `window`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -20,15 +22,18 @@ import pytest
 
 from gateway.frames import decode_live, event_frame
 from oriole import generators
+from oriole.admission import Admitted
 from oriole.errors import RuleError
-from oriole.events import ActionRequested, RunEvent, dump_run_event
+from oriole.events import ActionRequested, RunEvent, RunStarted, dump_run_event
 from oriole.experiment import AgentSpec, ExperimentStart, GameRules, MazeData, RunLimits
 from oriole.intents import ActionType, ModelCall
 from oriole.local_run import LocalRun, ManualClock, counting_ids
 from oriole.maze import Maze
 from oriole.run_state import RunState, fold
 from oriole.schema_base import Point
+from oriole.vision import goal_in_view
 from projections.rows import status_of
+from tests.fork_support import admitted_fork, played, played_fork
 from tests.support import maze_from_text
 from tests.viewer_static_support import NODE, NODE_TIMEOUT, RUN_MODEL, needs_node
 
@@ -195,6 +200,78 @@ def live_mid_decision() -> list[RunEvent]:
     return events[: last_decision + 1]
 
 
+# --- forks: a parent played to its end, and forks of it admitted against its log ---------------
+
+FORK_MAZE = generators.generate("backtracker", 15, 15, seed=3, name="viewer-walk")
+
+
+def builtin_parent() -> list[RunEvent]:
+    request = ExperimentStart(
+        run_id="run-fork-parent",
+        requested_at=T0,
+        maze=MazeData.from_maze(FORK_MAZE),
+        start=Point(x=1, y=1),
+        agent=AgentSpec(provider="builtin", model="random", seed=5),
+        limits=RunLimits(max_footsteps=40, max_actions=200, goal_rule="reached"),
+    )
+    return asyncio.run(played(request, FORK_MAZE, ids=5))
+
+
+def played_by_builtin(admitted: Admitted) -> list[RunEvent]:
+    return asyncio.run(played_fork(admitted, ids=7))
+
+
+def fork_by_another_agent() -> list[RunEvent]:
+    """A random walk forked after step 10 and finished by the frontier agent."""
+    frontier = {"provider": "builtin", "model": "frontier"}
+    limits = {"max_footsteps": 120, "max_actions": 300, "goal_rule": "reached"}
+    fork = admitted_fork("run-fork-child", builtin_parent(), 10, frontier, limits=limits)
+    return played_by_builtin(fork)
+
+
+def fork_of_a_fork() -> list[RunEvent]:
+    """The fork above forked again after a step it lived itself: the lineage's steps."""
+    child = fork_by_another_agent()
+    agent = {"provider": "builtin", "model": "random", "seed": 2}
+    limits = {"max_footsteps": 60, "max_actions": 300, "goal_rule": "reached"}
+    return played_by_builtin(admitted_fork("run-fork-grandchild", child, 14, agent, limits=limits))
+
+
+def fork_at_start() -> list[RunEvent]:
+    """A fork after step 0: nothing inherited but the start."""
+    agent = {"provider": "builtin", "model": "wall-follower"}
+    limits = {"max_footsteps": 25, "max_actions": 100}
+    fork = admitted_fork("run-fork-zero", builtin_parent(), 0, agent, limits=limits)
+    return played_by_builtin(fork)
+
+
+def fork_of_a_model_run() -> list[RunEvent]:
+    """A model's random walk (model calls, tokens, recalls) forked after step 25 and
+    continued by hand, with model calls of its own, until its action limit."""
+    parent = random_walk(see_through=False)()
+    agent = {"provider": "ollama", "model": "qwen2.5:7b"}
+    limits = {"max_actions": 60, "max_footsteps": None}
+    fork = admitted_fork("run-fork-model", parent, 25, agent, limits=limits)
+    clock = ManualClock(T0)
+    run = LocalRun(
+        fork.request, fork.maze, clock=clock, new_id=counting_ids(9), inherited=fork.inherited
+    )
+    rng = random.Random(4)
+    turn = run.state.turn
+    while run.state.is_active:
+        clock.advance(1)
+        turn += 1
+        action = rng.choice([NORTH, SOUTH, EAST, WEST, ActionType.RECALL])
+        fields = {"depth": 3} if action is ActionType.RECALL else {}
+        run.act(action, turn=turn, model_call=usage(turn), **fields)
+    return run.events
+
+
+def fork_just_started() -> list[RunEvent]:
+    """A live fork with nothing of its own yet: everything it holds is inherited."""
+    return fork_of_a_model_run()[:1]
+
+
 SCENARIOS: dict[str, Callable[[], list[RunEvent]]] = {
     "goal_found": goal_found,
     "step_limit": step_limit,
@@ -204,6 +281,11 @@ SCENARIOS: dict[str, Callable[[], list[RunEvent]]] = {
     "random_walk": random_walk(see_through=False),
     "random_walk_see_through": random_walk(see_through=True),
     "live_mid_decision": live_mid_decision,
+    "fork_by_another_agent": fork_by_another_agent,
+    "fork_of_a_fork": fork_of_a_fork,
+    "fork_at_start": fork_at_start,
+    "fork_of_a_model_run": fork_of_a_model_run,
+    "fork_just_started": fork_just_started,
 }
 
 
@@ -244,7 +326,6 @@ for (const step of model.steps) {
   for (const [x, y, code] of step.tiles_seen || []) seen.set(`${x},${y}`, [x, y, code]);
 }
 const last = model.steps[model.steps.length - 1];
-const decision = model.pending || (last ? last.decision : null);
 const status = model.status();
 let finished = null;
 if (model.finished) {
@@ -264,7 +345,15 @@ const summary = {
   position: xy(model.positionAt(model.steps.length)),
   actions: model.steps.length,
   footsteps: last ? last.footsteps : 0,
-  turn: decision ? decision.turn : 0,
+  turn: model.turn,
+  visits: [...model.visits.entries()]
+    .map(([key, times]) => [...key.split(",").map(Number), times])
+    .sort((a, b) => a[1] - b[1] || a[0] - b[0]),
+  goal_seen: model.goalSeen,
+  goal_reached: model.goalReached,
+  fork_of: model.forkOf,
+  inherited_steps: model.inheritedSteps,
+  inherited_flags: model.steps.map((step) => Boolean(step.inherited)),
   path: model.steps.map((step) => xy(step.to)),
   steps: model.steps.map((step) => ({
     step: step.step,
@@ -325,6 +414,18 @@ def python_fold(run_id: str, events: list[RunEvent]) -> dict[str, Any]:
             seen[x, y] = code
     assert state.started_at is not None
     finished = state.finished
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    inherited = started.payload.inherited
+    inherited_steps = 0 if inherited is None else len(inherited.outcomes)
+    # The goal in view from the start tile is in no event but the end's: the viewer knows
+    # the flag from the steps (and the end) only.
+    start_view = maze.vision(
+        spec.start.x, spec.start.y, spec.rules.vision_range, spec.see_through()
+    )
+    goal_seen = tally.goal_seen
+    if goal_in_view(start_view) and not any(r.goal_seen for r in _outcomes(events, inherited)):
+        goal_seen = finished is not None and finished.goal_seen
     summary = {
         "seq": state.seq,
         "started": state.started,
@@ -339,6 +440,14 @@ def python_fold(run_id: str, events: list[RunEvent]) -> dict[str, Any]:
         "actions": tally.actions,
         "footsteps": tally.footsteps,
         "turn": state.turn,
+        "visits": sorted(
+            ([p.x, p.y, times] for p, times in state.visits.items()), key=lambda v: (v[1], v[0])
+        ),
+        "goal_seen": goal_seen,
+        "goal_reached": tally.goal_reached,
+        "fork_of": None if spec.fork_of is None else spec.fork_of.model_dump(mode="json"),
+        "inherited_steps": inherited_steps,
+        "inherited_flags": [i < inherited_steps for i in range(len(state.actions))],
         "path": [xy(record.to) for record in state.actions],
         "steps": [
             {
@@ -369,6 +478,12 @@ def python_fold(run_id: str, events: list[RunEvent]) -> dict[str, Any]:
     # JSON both ways, as the JS summary went (1800.0 and 1800 compare equal anyway).
     result: dict[str, Any] = json.loads(json.dumps(summary))
     return result
+
+
+def _outcomes(events: list[RunEvent], inherited: Any) -> list[Any]:
+    """Every outcome the run's log holds: inherited ones first."""
+    own = [e.payload for e in events if e.type == "action.completed"]
+    return [*([] if inherited is None else inherited.outcomes), *own]
 
 
 # --- the tests --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-// The gateway's HTTP API (docs/gateway.md): JSON GETs, websocket URLs, the token, and the
-// backoff between reconnection attempts.
+// The gateway's HTTP API (docs/gateway.md): JSON GETs and POSTs, websocket URLs, the token,
+// and the backoff between reconnection attempts.
 
 export const TOKEN = new URLSearchParams(window.location.search).get("token") || "";
 
@@ -25,6 +25,23 @@ export async function apiGet(path) {
     throw new HttpError(response.status, `${response.status} ${detail}`);
   }
   return response.json();
+}
+
+/**
+ * POST a JSON body; resolves to `{ status, body }` for any answer with a JSON body (a 400
+ * names its problems there), throws HttpError for an answer without one.
+ */
+export async function apiPost(path, document) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(document), cache: "no-store" });
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new HttpError(response.status, `${response.status} ${response.statusText}`);
+  }
+  return { status: response.status, body: body && typeof body === "object" ? body : {} };
 }
 
 /** ws(s):// URL of a gateway path; the token goes in the query (browsers cannot set headers). */

@@ -9,6 +9,8 @@ export const COLOR_KEYS = [
   ["start", "Start"],
   ["agent", "Agent"],
   ["path", "Path history"],
+  ["inherited", "Inherited path (fork)"],
+  ["fork", "Fork point"],
   ["vision", "Seen this step"],
   ["seen", "Seen so far"],
   ["fog", "Unseen (fog)"],
@@ -16,10 +18,16 @@ export const COLOR_KEYS = [
 ];
 
 /** How opaque each overlay is drawn over the maze (the renderer and the legend both use it). */
-export const LAYER_ALPHA = { seen: 0.3, path: 0.6, vision: 0.45, fog: 0.85 };
+export const LAYER_ALPHA = { seen: 0.3, path: 0.6, inherited: 0.45, vision: 0.45, fog: 0.85 };
+
+/** The colours only a fork shows: the legend lists them while a fork is open. */
+export const FORK_KEYS = new Set(["inherited", "fork"]);
 
 /** The colours the legend explains (the hover outline explains itself). */
-export const LEGEND_KEYS = COLOR_KEYS.filter(([key]) => key !== "hover");
+export const LEGEND_KEYS = COLOR_KEYS.filter(([key]) => key !== "hover" && !FORK_KEYS.has(key));
+
+/** The fork's colours, in the legend after the path. */
+export const FORK_LEGEND_KEYS = COLOR_KEYS.filter(([key]) => FORK_KEYS.has(key));
 
 const colorProbe = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
 

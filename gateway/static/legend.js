@@ -1,17 +1,18 @@
 // The colour legend under the maze: one swatch per maze colour, from the same definitions
 // (colors.js) and with the same opacity as the renderer draws them.
 
-import { LAYER_ALPHA, LEGEND_KEYS } from "./colors.js";
+import { FORK_LEGEND_KEYS, LAYER_ALPHA, LEGEND_KEYS } from "./colors.js";
 import { $, h } from "./format.js";
 
 /** The overlays a checkbox can hide: their legend entries are dimmed while hidden. */
-const TOGGLED = { path: "showPath", seen: "showSeen", fog: "showFog" };
+const TOGGLED = { path: "showPath", inherited: "showPath", seen: "showSeen", fog: "showFog" };
 
 export class Legend {
   constructor(node) {
     this.node = node;
     this.items = {};
-    for (const [key, label] of LEGEND_KEYS) {
+    this.forkShown = false;
+    for (const [key, label] of [...LEGEND_KEYS, ...FORK_LEGEND_KEYS]) {
       const fill = h("span", { class: "swatch-fill", "data-testid": `legend-${key}` });
       const swatch = h("span", { class: `swatch swatch-${key}`, "aria-hidden": "true" }, fill);
       const item = h("li", { "data-color": key }, swatch, h("span", { class: "legend-label" }, label));
@@ -20,8 +21,17 @@ export class Legend {
         item.title = `${label}: drawn at ${Math.round(LAYER_ALPHA[key] * 100)} % over the maze`;
       }
       this.items[key] = { item, swatch, fill };
-      node.append(item);
     }
+    node.append(...LEGEND_KEYS.map(([key]) => this.items[key].item));
+  }
+
+  /** A fork's colours (inherited path, fork point) are listed, after the path, for forks only. */
+  showFork(isFork) {
+    if (isFork === this.forkShown) return;
+    this.forkShown = isFork;
+    const entries = FORK_LEGEND_KEYS.map(([key]) => this.items[key].item);
+    if (isFork) this.items.path.item.after(...entries);
+    else for (const entry of entries) entry.remove();
   }
 
   /** The colours in use (the renderer's). */

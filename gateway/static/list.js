@@ -159,6 +159,7 @@ export class ExperimentList {
   onFrame(frame) {
     const runId = frame.run_id;
     if (!runId) return;
+    this.app.lineage.onFrame(frame); // a new fork of the open run, or the end of one
     let item = this.items.get(runId);
     // Batch run ids start with the batch id (docs/batches.md): others are not in the batch.
     if (!item && this.batch && !runId.startsWith(`${this.batch}:`)) return;

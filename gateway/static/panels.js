@@ -23,7 +23,8 @@ export function showStep(model, shown) {
     return;
   }
   const decision = step.decision || {};
-  setText("step-number", `${step.step} of ${model.steps.length}`);
+  const inherited = step.inherited ? ` (inherited from ${model.forkOf.run_id})` : "";
+  setText("step-number", `${step.step} of ${model.steps.length}${inherited}`);
   setText("step-turn", step.turn);
   setText("step-action", decision.problem ? `${step.action} (${decision.problem})` : step.action);
   setText("step-move", `${point(step.from)} → ${point(step.to)}`);
@@ -36,6 +37,10 @@ export function showStep(model, shown) {
   if (step.goal_reached) vision.push("on the goal");
   setText("step-vision", vision.join(", "));
   setText("step-message", step.message);
+  if (step.inherited) {
+    showInherited(model);
+    return;
+  }
   setText("reasoning", decision.reasoning === null || decision.reasoning === undefined ? "(none)" : decision.reasoning);
   setText(
     "assistant-message",
@@ -61,6 +66,17 @@ export function showStep(model, shown) {
   }
   const since = model.startTime ? ` (+${seconds((step.t - model.startTime) / 1000)})` : "";
   setText("step-time", `${step.time}${since}`);
+}
+
+/** What the step panel says of a fork's inherited step: its parent lived it. */
+function showInherited(model) {
+  const parent = model.forkOf.run_id;
+  const note = `(inherited from run ${parent}: the reasoning is in the log of the run that lived this step)`;
+  setText("reasoning", note);
+  setText("assistant-message", note);
+  setText("step-tokens", "counted in the inherited totals");
+  setText("step-timings", null);
+  setText("step-time", `before this run started (inherited from run ${parent})`);
 }
 
 /** The run panel: spec, limits, status and totals. */

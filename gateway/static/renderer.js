@@ -29,6 +29,7 @@ export class MazeRenderer {
     this.staticLayer = null;
     this.seenLayer = null;
     this.pathLayer = null;
+    this.inheritedLayer = null; // a fork's path up to its fork point (its parent's)
     this.fogLayer = null;
     this.seenMask = null;
     this.layersAt = -1; // the step the seen/path/fog layers show
@@ -99,14 +100,17 @@ export class MazeRenderer {
     if (this.layersAt < 0 || step < this.layersAt || !this.seenLayer) {
       this.seenLayer = layerCanvas(model.width, model.height);
       this.pathLayer = layerCanvas(model.width, model.height);
+      this.inheritedLayer = layerCanvas(model.width, model.height);
       this.fogLayer = layerCanvas(model.width, model.height);
       this.seenMask = new Uint8Array(model.width * model.height);
       const fog = this.fogLayer.getContext("2d");
       fog.fillStyle = this.colors.fog;
       fog.fillRect(0, 0, model.width, model.height);
       if (model.start) {
-        const path = this.pathLayer.getContext("2d");
-        path.fillStyle = this.colors.path;
+        // A fork's start belongs to the path it inherited.
+        const layer = model.inheritedSteps ? this.inheritedLayer : this.pathLayer;
+        const path = layer.getContext("2d");
+        path.fillStyle = model.inheritedSteps ? this.colors.inherited : this.colors.path;
         path.fillRect(model.start.x, model.start.y, 1, 1);
         fog.clearRect(model.start.x, model.start.y, 1, 1);
       }
@@ -114,12 +118,15 @@ export class MazeRenderer {
     }
     if (step === this.layersAt) return;
     const seen = this.seenLayer.getContext("2d");
-    const path = this.pathLayer.getContext("2d");
+    const own = this.pathLayer.getContext("2d");
+    const inherited = this.inheritedLayer.getContext("2d");
     const fog = this.fogLayer.getContext("2d");
     seen.fillStyle = this.colors.seen;
-    path.fillStyle = this.colors.path;
+    own.fillStyle = this.colors.path;
+    inherited.fillStyle = this.colors.inherited;
     for (let k = this.layersAt + 1; k <= step; k++) {
       const s = model.steps[k - 1];
+      const path = s.inherited ? inherited : own;
       for (const tile of s.tiles_seen || []) {
         seen.fillRect(tile[0], tile[1], 1, 1);
         fog.clearRect(tile[0], tile[1], 1, 1);
@@ -167,6 +174,7 @@ export class MazeRenderer {
       };
       blit(this.staticLayer, 1);
       if (view.showSeen) blit(this.seenLayer, LAYER_ALPHA.seen);
+      if (view.showPath && model.inheritedSteps) blit(this.inheritedLayer, LAYER_ALPHA.inherited);
       if (view.showPath) blit(this.pathLayer, LAYER_ALPHA.path);
       if (view.showFog) blit(this.fogLayer, LAYER_ALPHA.fog);
     }
@@ -199,6 +207,7 @@ export class MazeRenderer {
       const inset = ctx.lineWidth / 2;
       ctx.strokeRect(x + inset, y + inset, w - 2 * inset, h - 2 * inset);
     }
+    if (model.forkOf) this.forkMarker(model.positionAt(model.inheritedSteps), inView);
     if (agent) {
       const radius = Math.max(s * 0.4, 3.5 * dpr);
       ctx.beginPath();
@@ -235,6 +244,30 @@ export class MazeRenderer {
         .join(" "),
     };
     for (const [key, value] of Object.entries(values)) if (data[key] !== value) data[key] = value;
+  }
+
+  /** A fork's fork point: a diamond outline (a ring where tiles are tiny). */
+  forkMarker(p, inView) {
+    if (!p) return;
+    const vp = this.viewport;
+    const ctx = this.ctx;
+    const s = vp.scale;
+    const dpr = this.dpr;
+    ctx.strokeStyle = this.colors.fork;
+    ctx.lineWidth = Math.max(Math.round(dpr), Math.round(s / 8)) * (s < 6 * dpr ? 2 : 1);
+    if (s < 6 * dpr) {
+      this.ring(p, 6 * dpr);
+      return;
+    }
+    if (!inView(p.x, p.y)) return;
+    const [x, y, w, h] = vp.tileRect(p.x, p.y);
+    ctx.beginPath();
+    ctx.moveTo(x + w / 2, y);
+    ctx.lineTo(x + w, y + h / 2);
+    ctx.lineTo(x + w / 2, y + h);
+    ctx.lineTo(x, y + h / 2);
+    ctx.closePath();
+    ctx.stroke();
   }
 
   ring(p, radius) {

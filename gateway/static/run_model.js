@@ -1,7 +1,11 @@
 // The state of one run, folded from its events (the viewer's side of oriole/run_state.py).
 //
-// No DOM and no imports: tests/test_viewer_model.py loads this module in Node and checks it
-// against the Python fold on the same events.
+// No DOM and no imports: tests/test_viewer_run_model.py loads this module in Node and checks
+// it against the Python fold on the same events.
+//
+// A fork (spec.fork_of) carries its parent's first outcomes in its run.started
+// (`inherited`): they are folded as the fork's own first steps, marked `inherited`, exactly
+// as RunState._start folds them.
 
 // --- outcome of a run ---------------------------------------------------------------------
 
@@ -46,6 +50,12 @@ export class RunModel {
     this.outputTokens = 0;
     this.costUsd = 0;
     this.modelCalls = 0;
+    this.turn = 0;
+    this.visits = new Map(); // "x,y" -> times the agent arrived there (the start counts once)
+    this.goalSeen = false; // in some step's view (the view from the start is in no event)
+    this.goalReached = false;
+    this.forkOf = null; // a fork's {run_id, after_step}
+    this.inheritedSteps = 0; // steps 1..inheritedSteps were lived by the fork's parent(s)
     this.version = 0; // bumped on run-level changes (start, cancel, finish)
   }
 
@@ -73,12 +83,13 @@ export class RunModel {
         return "other";
       case "action.requested":
         this.pending = payload;
+        if (typeof payload.turn === "number") this.turn = payload.turn;
         return "other";
       case "action.completed": {
         const decision = this.pending;
         this.pending = null;
         const call = decision && decision.call_id ? this.calls.get(decision.call_id) : undefined;
-        this.steps.push({
+        this.record({
           ...payload,
           seq: event.seq,
           time: event.time,
@@ -96,6 +107,9 @@ export class RunModel {
         return "other";
       case "run.finished":
         this.finished = { ...payload, time: event.time };
+        // The run's own tally: it also knows a goal seen from the start tile.
+        this.goalSeen = this.goalSeen || Boolean(payload.goal_seen);
+        this.goalReached = this.goalReached || Boolean(payload.goal_reached);
         this.version++;
         return "finish";
       default:
@@ -123,6 +137,46 @@ export class RunModel {
       }
     }
     this.start = spec.start || null;
+    if (this.start) this.visits.set(`${this.start.x},${this.start.y}`, 1);
+    this.goalReached = Boolean(this.start && this.goals.some((g) => g.x === this.start.x && g.y === this.start.y));
+    const inherited = payload.inherited;
+    if (spec.fork_of && inherited) this.inherit(spec.fork_of, inherited);
+  }
+
+  /** A fork's inherited outcomes, as if it had lived them, and its parent's model usage. */
+  inherit(forkOf, inherited) {
+    this.forkOf = forkOf;
+    for (const outcome of inherited.outcomes || []) {
+      this.record({
+        ...outcome,
+        seq: null,
+        time: null,
+        t: this.startTime,
+        decision: null,
+        call: undefined,
+        inherited: true,
+        inputTokens: null,
+        outputTokens: null,
+      });
+      this.turn = outcome.turn;
+    }
+    this.inheritedSteps = this.steps.length;
+    this.modelCalls = inherited.model_calls || 0;
+    this.inputTokens = inherited.input_tokens || 0;
+    this.outputTokens = inherited.output_tokens || 0;
+    this.costUsd = inherited.cost_usd || 0;
+  }
+
+  /** One outcome: the history, the tiles the agent arrived on, the goal flags. */
+  record(step) {
+    this.steps.push(step);
+    const { from, to } = step;
+    if (to && (!from || from.x !== to.x || from.y !== to.y)) {
+      const key = `${to.x},${to.y}`;
+      this.visits.set(key, (this.visits.get(key) || 0) + 1);
+    }
+    this.goalSeen = this.goalSeen || Boolean(step.goal_seen);
+    this.goalReached = this.goalReached || Boolean(step.goal_reached);
   }
 
   /** Where the agent stands after `step` actions (0: the start). */

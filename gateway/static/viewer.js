@@ -9,14 +9,17 @@
 //
 // Modules: api.js, feeds.js (websockets), run_model.js (the fold), renderer.js, viewport.js,
 // colors.js, legend.js (the canvas), navigation.js (zoom, pan), list.js, panels.js, controls.js,
-// settings.js; the Batches page (`#batches`, `#batch=ID`): batches.js, batch_feed.js, batch_view.js.
+// settings.js, lineage.js (parent and forks), fork_form.js ("Fork from here"); the Batches page
+// (`#batches`, `#batch=ID`): batches.js, batch_feed.js, batch_view.js.
 
 import { BatchesPage } from "./batches.js";
 import { STORAGE_COLORS, applyCustomColors } from "./colors.js";
 import { bindControls } from "./controls.js";
 import { RunFeed } from "./feeds.js";
+import { ForkForm } from "./fork_form.js";
 import { $, loadJson, saveJson, setText } from "./format.js";
 import { buildLegend } from "./legend.js";
+import { Lineage } from "./lineage.js";
 import { ExperimentList } from "./list.js";
 import { showView } from "./navigation.js";
 import { showRun, showStep } from "./panels.js";
@@ -29,6 +32,11 @@ const STORAGE_PREFS = "oriole.viewer.prefs";
 const MAX_PLAYBACK_GAP_MS = 2000;
 /** "max" speed plays a whole run in about this many animation frames. */
 const MAX_SPEED_FRAMES = 600;
+/**
+ * A run this page has just started (a fork) is retried this long while the gateway does not
+ * know it yet: it waits a few seconds for a run's first event, a busy worker may take longer.
+ */
+const EXPECTED_RUN_MS = 60000;
 
 // --- the application ----------------------------------------------------------------------
 
@@ -50,6 +58,8 @@ class Viewer {
     this.listState = ["idle", "idle"];
     this.follow = true;
     this.page = "runs";
+    this.expected = null; // { runId, until }: a run this page started, not yet seen
+    this.retryTimer = null;
 
     const prefs = loadJson(STORAGE_PREFS);
     this.speed = prefs.speed || "10";
@@ -60,7 +70,9 @@ class Viewer {
     applyCustomColors(loadJson(STORAGE_COLORS));
     this.renderer = new MazeRenderer($("maze-canvas"), $("canvas-wrap"));
     this.legend = buildLegend();
+    this.lineage = new Lineage();
     this.list = new ExperimentList(this);
+    this.forkForm = new ForkForm(this);
     this.batches = new BatchesPage(this);
     bindControls(this);
     buildSettings(this);
@@ -131,6 +143,9 @@ class Viewer {
     this.panelSteps = -1;
     this.panelVersion = -1;
     this.renderer.setModel(this.model);
+    this.legend.showFork(false);
+    this.lineage.open(runId);
+    this.forkForm.close();
     this.list.select(runId);
     setText("run-title", runId);
     setText("run-outcome", "");
@@ -150,6 +165,7 @@ class Viewer {
     if (result === "start") {
       $("stage-hint").hidden = true;
       this.renderer.setModel(model);
+      this.legend.showFork(Boolean(model.forkOf));
     } else if (result === "step") {
       if (this.follow) this.shown = model.steps.length;
       this.list.updateFromModel(model);
@@ -162,7 +178,31 @@ class Viewer {
 
   // --- connection status
 
+  /** The run this page has just started and is about to open (see EXPECTED_RUN_MS). */
+  expectRun(runId) {
+    this.expected = { runId, until: Date.now() + EXPECTED_RUN_MS };
+  }
+
+  /** Whether an error of the open run's feed is the wait for a run this page started. */
+  retryExpected(state, text) {
+    const expected = this.expected;
+    const model = this.model;
+    if (state !== "error" || !expected || !model || model.runId !== expected.runId) return false;
+    // A start the worker rejected is final (docs/gateway.md: "its start was rejected").
+    if (model.lastSeq > 0 || Date.now() > expected.until || /start was rejected/.test(text)) return false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (this.model === model) this.openRun(expected.runId);
+    }, 1000);
+    return true;
+  }
+
   setRunState(state, text) {
+    if (this.retryExpected(state, text)) {
+      this.runState = ["connecting", "waiting for the new run to start…"];
+      this.showConnection();
+      return;
+    }
     this.runState = [state, text];
     if (state === "error") {
       $("stage-hint").textContent = `Cannot open ${this.model.runId}: ${text}`;
@@ -319,6 +359,8 @@ class Viewer {
     if (stepChanged || this.panelVersion !== model.version) {
       this.panelVersion = model.version;
       showRun(model);
+      this.lineage.showParent(model);
+      this.forkForm.update();
     }
   }
 
