@@ -17,6 +17,16 @@ from oriole.replay_report import MISSING
 _NOT_COMPARED = ("time", "event_id")
 
 
+def identical(recorded: RunEvent, derived: RunEvent) -> bool:
+    """Equal as JSON text, inputs aside: then no leaf differs (``true`` and ``1`` are written
+    differently). The common answer of a verification, found without opening either event;
+    any other pair is walked leaf by leaf (which may still find ``1`` and ``1.0`` equal)."""
+    exclude = set(_NOT_COMPARED)
+    return recorded.model_dump_json(by_alias=True, exclude=exclude) == derived.model_dump_json(
+        by_alias=True, exclude=exclude
+    )
+
+
 def comparable(event: RunEvent) -> dict[str, Any]:
     data = event.model_dump(mode="json", by_alias=True)
     for name in _NOT_COMPARED:

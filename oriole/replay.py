@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from oriole.event_diff import comparable, leaf_differences, summary
+from oriole.event_diff import comparable, identical, leaf_differences, summary
 from oriole.events import (
     ActionCompleted,
     ActionRequested,
@@ -369,6 +369,8 @@ class _Verifier:
             self.differences.append(
                 Difference(recorded.seq, recorded.type, "type", recorded.type, derived.type)
             )
+            return
+        if not isinstance(recorded, RunStarted) and identical(recorded, derived):
             return
         old, new = comparable(recorded), comparable(derived)
         if isinstance(recorded, RunStarted):
