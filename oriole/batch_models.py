@@ -453,9 +453,20 @@ def parse_batch(document: Mapping[str, Any]) -> BatchSpec | Problems:
     return problems or spec
 
 
-def _names_a_fork(starts: Any) -> bool:
+def _fork_entries(starts: Any) -> list[Mapping[str, Any]]:
+    """The entries of a decoded document's ``starts`` (one or a list) that name a fork."""
     entries = starts if isinstance(starts, list) else [starts]
-    return any(isinstance(entry, Mapping) and "fork_of" in entry for entry in entries)
+    return [entry for entry in entries if isinstance(entry, Mapping) and "fork_of" in entry]
+
+
+def _names_a_fork(starts: Any) -> bool:
+    return bool(_fork_entries(starts))
+
+
+def forked_runs(document: Mapping[str, Any]) -> list[str]:
+    """The runs a decoded batch document's fork starts continue (read before planning)."""
+    named = (entry["fork_of"] for entry in _fork_entries(document.get("starts")))
+    return [run_id for run_id in named if isinstance(run_id, str)]
 
 
 def json_problems(value: Any, field: str = "") -> Problems:

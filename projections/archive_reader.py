@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from oriole.admission import FindParent, no_archive
+from oriole.batch_models import forked_runs
 from oriole.environment.settings import Settings
 from oriole.events import RunEvent
 from oriole.fork import ForkRefused
@@ -58,10 +59,7 @@ class ArchiveReader:
 
     async def batch_parents(self, spec: dict[str, Any]) -> FindParent:
         """The same for a decoded batch spec: the parents its fork starts name."""
-        starts = spec.get("starts")
-        entries = starts if isinstance(starts, list) else [starts]
-        named = [e.get("fork_of") for e in entries if isinstance(e, dict)]
-        return await self.runs([run_id for run_id in named if isinstance(run_id, str)])
+        return await self.runs(forked_runs(spec))
 
     async def runs(self, run_ids: list[str]) -> FindParent:
         """A look-up of these runs' archived logs, read now. An archive that cannot be read

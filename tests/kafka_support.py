@@ -18,6 +18,7 @@ from oriole.events import RunEvent, RunFinished, parse_run_event
 from oriole.kafka import ensure_topics
 from oriole.kafka.topics import Topics
 from projections.projector import Projector
+from streams.maze_processor import ParentsOf
 from streams.worker import Worker
 
 #: Waits for real events are generous: a loaded 2-core machine is slow, never wrong.
@@ -50,12 +51,14 @@ async def make_stack(
 
 
 @contextlib.asynccontextmanager
-async def running_worker(stack: Stack) -> AsyncIterator[Worker]:
+async def running_worker(stack: Stack, parents: ParentsOf | None = None) -> AsyncIterator[Worker]:
+    """A worker on ``stack``, ready; ``parents`` reads forks' parents (none: no forks)."""
     worker = Worker.create(
         stack.settings,
         stack.bootstrap,
         stack.topics,
         MazeCatalogue.from_settings(stack.settings).get,
+        parents=parents,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

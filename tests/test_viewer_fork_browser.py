@@ -8,24 +8,18 @@ wait polls the page or the database with a generous deadline; nothing sleeps to 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oriole import generators
-from oriole.environment.catalogue import MazeCatalogue
 from oriole.events import ActionCompleted, RunStarted
 from projections.archive_reader import ArchiveReader
-from streams.worker import Worker
 from tests.chromium_support import Chromium, artifact_dir, chromium, needs_chromium
 from tests.kafka_support import (
     EVENT_TIMEOUT,
-    Stack,
     TopicReader,
     eventually,
     finished,
@@ -33,6 +27,7 @@ from tests.kafka_support import (
     publish,
     run_events,
     running_projector,
+    running_worker,
     start_event,
 )
 from tests.viewer_browser_support import by_testid, database, js, running_gateway, scrub_to
@@ -45,32 +40,6 @@ FORK_STEP = 12
 FORK_AGENT = "frontier"
 #: Markup typed into the form: the gateway's refusal names it, the page must show it as text.
 HOSTILE_MODEL = '<img src=x onerror="window.pwned = 1">'
-
-
-@contextlib.asynccontextmanager
-async def forking_worker(stack: Stack, pool: Any) -> AsyncIterator[Worker]:
-    """A worker whose admission reads forks' parents through ``pool`` (as `oriole up`'s)."""
-    worker = Worker.create(
-        stack.settings,
-        stack.bootstrap,
-        stack.topics,
-        MazeCatalogue.from_settings(stack.settings).get,
-        parents=ArchiveReader(pool=pool).parents,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        ready = asyncio.create_task(worker.wait_ready())
-        done, _ = await asyncio.wait(
-            {ready, task}, timeout=EVENT_TIMEOUT, return_when="FIRST_COMPLETED"
-        )
-        if task in done:
-            task.result()  # the worker died: show why
-        assert ready in done, "worker did not become ready"
-        yield worker
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, EVENT_TIMEOUT)
 
 
 def outcomes(records: list[Any], run_id: str) -> list[ActionCompleted]:
@@ -130,7 +99,8 @@ async def test_fork_from_here_starts_a_child_the_viewer_follows_live(
     shots = artifact_dir()
     async with (
         database(pg_dsn) as pool,
-        forking_worker(stack, pool),
+        # A worker whose admission reads forks' parents through the pool (as `oriole up`'s).
+        running_worker(stack, parents=ArchiveReader(pool=pool).parents),
         running_projector(stack, pool),
         running_gateway(stack, pool) as gateway,
         TopicReader(kafka_broker, stack.topics.runs_events) as log,

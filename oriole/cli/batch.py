@@ -18,6 +18,7 @@ import typer
 
 from oriole.admission import FindParent, no_archive
 from oriole.batch_events import BatchCancel, BatchRequest, new_batch_id
+from oriole.batch_models import forked_runs
 from oriole.batch_plan import BatchPlan, plan_batch
 from oriole.batch_spec import BatchFileError, load_batch_file, maze_files
 from oriole.batch_state import BatchState
@@ -210,10 +211,7 @@ def check_batch(document: dict[str, Any], batch_id: str) -> BatchPlan:
 
 def _fork_parents(document: dict[str, Any]) -> FindParent:
     """The archived parents a batch of forks names (read only when it names some)."""
-    starts = document.get("starts")
-    entries = starts if isinstance(starts, list) else [starts]
-    named = [e["fork_of"] for e in entries if isinstance(e, dict) and "fork_of" in e]
-    run_ids = [run_id for run_id in named if isinstance(run_id, str)]
+    run_ids = forked_runs(document)
     if not run_ids:
         return no_archive
     logs = asyncio.run(archived_runs(run_ids))
